@@ -1,0 +1,75 @@
+"""`textgen info`: what a checkpoint is (config, size, vocabulary, corpus, training record)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "info"
+SUMMARY = "describe a checkpoint: config, parameters, vocabulary, corpus, steps, val bpc"
+EXAMPLE = "textgen info -c runs/book --json"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
+    p.add_argument(
+        "-c", "--checkpoint", metavar="CKPT", help="a .safetensors file or a run folder (default: the bundled model)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=main)
+
+
+def describe(arg: str | None) -> dict:
+    """The facts `info` prints, as a dict. `step` is the run's progress (from its resume state when the
+    checkpoint sits in a run folder); `best_step` is the step whose weights the checkpoint holds."""
+    from textgen_core import checkpoint as ckpt
+
+    c = ckpt.load(arg)
+    m = c.meta
+    return {
+        "path": str(c.path),
+        "name": c.name,
+        "config": m.config.to_dict(),
+        "params": m.config.num_params(),
+        "vocab": "".join(m.vocab.chars),
+        "vocab_size": len(m.vocab),
+        "lowercase": m.lowercase,
+        "corpus": [s.to_dict() for s in m.corpus],
+        "step": max(m.step, ckpt.run_step(c.path.parent) or 0),
+        "best_step": m.step,
+        "train_bpc": m.train_bpc,
+        "val_bpc": m.val_bpc,
+        "command": m.command,
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    from .safe import visible
+
+    info = describe(args.checkpoint)
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False))
+        return 0
+    cfg = info["config"]
+    val = "—" if info["val_bpc"] is None else f"{info['val_bpc']:.3f}"
+    corpus = ", ".join(f"{s['name']} ({s['chars']:,} chars, sha256 {s['sha256'][:12]}…)" for s in info["corpus"])
+    rows = [
+        ("checkpoint", info["path"]),
+        (
+            "model",
+            f"{cfg['num_layers']}×{cfg['hidden_size']} LSTM, embedding {cfg['embed_dim']}, "
+            f"dropout {cfg['dropout']}, {info['params']:,} parameters",
+        ),
+        (
+            "vocabulary",
+            f"{info['vocab_size']} characters{' (lower-case)' if info['lowercase'] else ''}: "
+            f"{visible(info['vocab']).replace(chr(10), '⏎').replace(chr(9), '⇥')}",
+        ),
+        ("corpus", corpus or "—"),
+        ("steps", f"{info['step']:,} trained; these weights from step {info['best_step']:,}"),
+        ("val bpc", val),
+        ("trained with", info["command"] or "—"),
+    ]
+    for k, v in rows:
+        print(f"{k:>12}  {v}")
+    return 0

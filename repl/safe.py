@@ -1,0 +1,22 @@
+"""Neutralising text before it reaches a terminal.
+
+Characters from a model's vocabulary or a user's seed are printed as themselves except terminal controls:
+C0 controls other than newline and tab become their Unicode "control picture" (ESC → ␛, BEL → ␇, CR → ␍),
+DEL becomes ␡, and C1 controls become a visible ``\\x9b``-style escape. So no checkpoint can move the cursor,
+retitle the window or ring the bell.
+"""
+
+from __future__ import annotations
+
+_TABLE: dict[int, str] = {}
+for _code in range(0x20):
+    if chr(_code) not in "\n\t":
+        _TABLE[_code] = chr(0x2400 + _code)
+_TABLE[0x7F] = "\u2421"
+for _code in range(0x80, 0xA0):
+    _TABLE[_code] = f"\\x{_code:02x}"
+
+
+def visible(text: str) -> str:
+    """Return `text` with every terminal control character replaced by a visible stand-in."""
+    return text.translate(_TABLE)

@@ -1,0 +1,50 @@
+"""Atomic file writes: a reader (or a crash at any instant) sees the old file or the new one, never a mix."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from .errors import TextgenError
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` via a temporary file in the same folder, fsync, then rename over the target.
+
+    The rename is atomic on POSIX and Windows (same filesystem), and the folder is fsynced afterwards so that
+    the rename itself survives a power cut. On failure the temporary file is removed and the old file is
+    untouched; the error is a one-line `TextgenError`.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise TextgenError(
+            f"{path}: could not write ({e.strerror or e}); the previous file is intact; free space and retry"
+        ) from None
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not supported (e.g. Windows); the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

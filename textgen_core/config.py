@@ -1,0 +1,74 @@
+"""Model configuration, saved inside every checkpoint so that a checkpoint rebuilds its own model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+#: Defaults chosen by measurement on a 2-core CPU with a 10-minute budget (see README, "Choosing the defaults").
+DEFAULT_EMBED = 64
+DEFAULT_HIDDEN = 512
+DEFAULT_LAYERS = 2
+DEFAULT_DROPOUT = 0.25
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Embedding → `num_layers` stacked LSTM layers (dropout between them) → linear head over the vocabulary."""
+
+    vocab_size: int
+    embed_dim: int = DEFAULT_EMBED
+    hidden_size: int = DEFAULT_HIDDEN
+    num_layers: int = DEFAULT_LAYERS
+    dropout: float = DEFAULT_DROPOUT
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        """Build from a checkpoint's dict; raises ValueError on missing, unknown or ill-typed fields."""
+        if not isinstance(d, dict):
+            raise ValueError("config is not an object")
+        names = {f.name for f in fields(cls)}
+        missing = names - d.keys()
+        if missing:
+            raise ValueError(f"config lacks {', '.join(sorted(missing))}")
+        return cls(**{k: d[k] for k in names})
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Names and shapes of the weights, in PyTorch's `nn.LSTM` layout (gate order i, f, g, o).
+
+        Both the torch model and the numpy inference path use these names, so a checkpoint is one format.
+        """
+        v, e, h = self.vocab_size, self.embed_dim, self.hidden_size
+        shapes: dict[str, tuple[int, ...]] = {"embedding.weight": (v, e)}
+        for k in range(self.num_layers):
+            inp = e if k == 0 else h
+            shapes[f"lstm.weight_ih_l{k}"] = (4 * h, inp)
+            shapes[f"lstm.weight_hh_l{k}"] = (4 * h, h)
+            shapes[f"lstm.bias_ih_l{k}"] = (4 * h,)
+            shapes[f"lstm.bias_hh_l{k}"] = (4 * h,)
+        shapes["head.weight"] = (v, h)
+        shapes["head.bias"] = (v,)
+        return shapes
+
+    def num_params(self) -> int:
+        total = 0
+        for shape in self.tensor_shapes().values():
+            n = 1
+            for s in shape:
+                n *= s
+            total += n
+        return total
+
+    def describe(self) -> str:
+        """Short human label, e.g. `2×512 LSTM (3.3M params)`."""
+        return f"{self.num_layers}×{self.hidden_size} LSTM ({self.num_params() / 1e6:.1f}M params)"

@@ -1,0 +1,12 @@
+"""The one exception type that reaches users.
+
+Every problem a user can cause (a bad flag value, a missing or corrupt file, an unusable corpus) is raised as
+`TextgenError` with a single-line message that says what to do. Front ends print the message and exit with
+status 2; anything else escaping is a bug.
+"""
+
+
+class TextgenError(Exception):
+    """A user-facing error: one line, no traceback, exit status 2."""
+
+    exit_code = 2

@@ -1,0 +1,52 @@
+"""The torch model used for training: embedding → stacked LSTM → linear head.
+
+Weight names match `ModelConfig.tensor_shapes`, so `to_numpy` / `from_numpy` convert to and from the checkpoint
+format that the torch-free inference path reads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+
+class CharLSTM(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embed_dim)
+        self.lstm = nn.LSTM(
+            config.embed_dim,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.drop = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def forward(
+        self, ids: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """ids: (batch, time) → logits (batch, time, vocab) and the final (h, c) state."""
+        x = self.embedding(ids)
+        out, state = self.lstm(x, state)
+        return self.head(self.drop(out)), state
+
+    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (self.config.num_layers, batch, self.config.hidden_size)
+        return torch.zeros(shape, device=device), torch.zeros(shape, device=device)
+
+    def to_numpy(self) -> dict[str, np.ndarray]:
+        """float32 copies of the weights, keyed by checkpoint names."""
+        sd = self.state_dict()
+        return {name: sd[name].detach().to("cpu", torch.float32).numpy().copy() for name in self.config.tensor_shapes()}
+
+    @classmethod
+    def from_numpy(cls, config: ModelConfig, tensors: dict[str, np.ndarray]) -> CharLSTM:
+        model = cls(config)
+        model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in tensors.items()})
+        return model
