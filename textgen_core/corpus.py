@@ -88,6 +88,12 @@ def decode_text(path: Path, data: bytes, encoding: str) -> str:
     return text
 
 
+def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
+    """Read and decode one text file with the same checks and messages as training (for eval and prompts)."""
+    path = Path(path)
+    return decode_text(path, _read_bytes(path), encoding)
+
+
 def load_corpus(
     paths: list[str | os.PathLike],
     *,
