@@ -401,6 +401,8 @@ class Trainer:
         self.state = (tensors["stream/h"], tensors["stream/c"])
         self.state = tuple(torch.from_numpy(s).to(self.device) for s in self.state)  # type: ignore[assignment]
         torch.set_rng_state(torch.from_numpy(tensors["rng/torch"]))
+        if self.device.type == "cuda" and "rng/cuda" in tensors:
+            torch.cuda.set_rng_state(torch.from_numpy(tensors["rng/cuda"]), self.device)
         self.step = int(meta["step"])
         self.elapsed = float(meta["elapsed"])
         self.best_val = float(meta["best_val"]) if meta["best_val"] is not None else math.inf
@@ -427,6 +429,8 @@ class Trainer:
         tensors["stream/h"] = self.state[0].detach().cpu().float().numpy().copy()
         tensors["stream/c"] = self.state[1].detach().cpu().float().numpy().copy()
         tensors["rng/torch"] = torch.get_rng_state().numpy().copy()
+        if self.device.type == "cuda":
+            tensors["rng/cuda"] = torch.cuda.get_rng_state(self.device).numpy().copy()
         for name, arr in tensors.items():
             if arr.dtype.kind == "f" and not np.isfinite(arr).all():
                 raise TextgenError(f"refusing to save resume state: {name} contains NaN or Inf")
