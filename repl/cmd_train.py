@@ -61,6 +61,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--hidden-size", type=t.positive_int, metavar="N", help="LSTM units per layer (default 512)")
     model.add_argument("--num-layers", type=t.positive_int, metavar="N", help="stacked LSTM layers (default 2)")
     model.add_argument("--dropout", type=t.dropout, metavar="P", help="dropout between layers (default 0.25)")
+    model.add_argument("--embed-dropout", type=t.dropout, metavar="P", help="dropout on embeddings (default 0)")
+    model.add_argument(
+        "--weight-drop",
+        type=t.dropout,
+        metavar="P",
+        help="DropConnect on recurrent weights, AWD-LSTM style (default 0)",
+    )
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=t.positive_int, metavar="N", help="parallel text streams (default 32)")
     opt.add_argument("--seq-len", type=t.positive_int, metavar="N", help="BPTT length in characters (default 128)")

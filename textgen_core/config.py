@@ -9,6 +9,8 @@ DEFAULT_EMBED = 64
 DEFAULT_HIDDEN = 512
 DEFAULT_LAYERS = 2
 DEFAULT_DROPOUT = 0.25
+DEFAULT_EMBED_DROPOUT = 0.0
+DEFAULT_WEIGHT_DROP = 0.0
 
 
 @dataclass(frozen=True)
@@ -20,14 +22,21 @@ class ModelConfig:
     hidden_size: int = DEFAULT_HIDDEN
     num_layers: int = DEFAULT_LAYERS
     dropout: float = DEFAULT_DROPOUT
+    #: Dropout on the character embeddings (training only).
+    embed_dropout: float = DEFAULT_EMBED_DROPOUT
+    #: DropConnect on the hidden-to-hidden weights (AWD-LSTM's weight drop; training only). It regularises the
+    #: recurrence itself, which plain dropout between layers does not touch.
+    weight_drop: float = DEFAULT_WEIGHT_DROP
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if not isinstance(self.dropout, (int, float)) or not 0.0 <= float(self.dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("dropout", "embed_dropout", "weight_drop"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {v!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

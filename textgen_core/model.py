@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
@@ -32,8 +33,16 @@ class CharLSTM(nn.Module):
         self, ids: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """ids: (batch, time) → logits (batch, time, vocab) and the final (h, c) state."""
-        x = self.embedding(ids)
-        out, state = self.lstm(x, state)
+        cfg = self.config
+        x = F.dropout(self.embedding(ids), cfg.embed_dropout, self.training)
+        if self.training and cfg.weight_drop > 0:
+            # DropConnect: one mask on each W_hh per forward call, shared by every time step of the chunk.
+            weights = dict(self.lstm.named_parameters())
+            for k in range(cfg.num_layers):
+                weights[f"weight_hh_l{k}"] = F.dropout(weights[f"weight_hh_l{k}"], cfg.weight_drop, True)
+            out, state = torch.func.functional_call(self.lstm, weights, (x, state))
+        else:
+            out, state = self.lstm(x, state)
         return self.head(self.drop(out)), state
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:

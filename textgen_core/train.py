@@ -57,6 +57,8 @@ class TrainConfig:
     hidden_size: int = ModelConfig.__dataclass_fields__["hidden_size"].default
     num_layers: int = ModelConfig.__dataclass_fields__["num_layers"].default
     dropout: float = ModelConfig.__dataclass_fields__["dropout"].default
+    embed_dropout: float = ModelConfig.__dataclass_fields__["embed_dropout"].default
+    weight_drop: float = ModelConfig.__dataclass_fields__["weight_drop"].default
     batch_size: int = 32
     seq_len: int = 128
     lr: float = 3e-3
@@ -87,7 +89,15 @@ class TrainConfig:
     )
 
     def model_config(self, vocab_size: int) -> ModelConfig:
-        return ModelConfig(vocab_size, self.embed_dim, self.hidden_size, self.num_layers, self.dropout)
+        return ModelConfig(
+            vocab_size,
+            self.embed_dim,
+            self.hidden_size,
+            self.num_layers,
+            self.dropout,
+            self.embed_dropout,
+            self.weight_drop,
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
