@@ -12,34 +12,6 @@ NAME = "train"
 SUMMARY = "train a character-level LSTM on text files (val bits/char, resumable checkpoints)"
 EXAMPLE = "textgen train book.txt --out runs/book --minutes 10"
 
-#: Options that map one-to-one onto TrainConfig fields. Their argparse default is None so that we can tell
-#: which ones the user gave (a --resume must not silently change the model or the data layout).
-_FIELDS = (
-    "encoding",
-    "lowercase",
-    "max_vocab",
-    "val_fraction",
-    "embed_dim",
-    "hidden_size",
-    "num_layers",
-    "dropout",
-    "batch_size",
-    "seq_len",
-    "lr",
-    "min_lr_ratio",
-    "warmup_steps",
-    "weight_decay",
-    "clip",
-    "steps",
-    "minutes",
-    "epochs",
-    "eval_every",
-    "sample_len",
-    "seed",
-    "device",
-    "precision",
-)
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
@@ -104,7 +76,10 @@ def main(args: argparse.Namespace) -> int:
 
     from .progress import RichReporter
 
-    explicit = frozenset(f for f in _FIELDS if getattr(args, f) is not None)
+    # Options map one-to-one onto TrainConfig fields. Their argparse default is None so that we can tell which
+    # ones the user gave: a --resume must not silently change the model or the data layout.
+    fields = set(TrainConfig.__dataclass_fields__) - {"corpus", "out"}
+    explicit = frozenset(f for f, v in vars(args).items() if f in fields and v is not None)
     config = TrainConfig(corpus=list(args.corpus), out=args.out, **{f: getattr(args, f) for f in explicit})
     out = Path(args.out)
     if out.exists() and not out.is_dir():
