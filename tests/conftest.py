@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pexpect
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,3 +76,117 @@ TINY_TRAIN = [
     "--device",
     "cpu",
 ]
+
+
+def write_random_checkpoint(
+    path: Path, *, hidden: int = 32, layers: int = 1, embed: int = 16, text: str | None = None, seed: int = 0
+) -> Path:
+    """A valid checkpoint with random weights over the characters of `text` (default: `make_text`'s).
+
+    No training needed, so REPL tests and benchmarks get a model of any size in milliseconds. The head is scaled
+    up so that the model's distributions are peaked and varied, like a trained model's (colours then differ).
+    """
+    import numpy as np
+
+    from textgen_core.checkpoint import CheckpointMeta, save
+    from textgen_core.config import ModelConfig
+    from textgen_core.vocab import Vocabulary
+
+    vocab = Vocabulary.from_text(text if text is not None else make_text(5_000))
+    config = ModelConfig(vocab_size=len(vocab), embed_dim=embed, hidden_size=hidden, num_layers=layers, dropout=0.0)
+    rng = np.random.default_rng(seed)
+    tensors = {
+        name: (rng.standard_normal(shape) * (4.0 if name.startswith("head") else 0.5)).astype(np.float32)
+        for name, shape in config.tensor_shapes().items()
+    }
+    save(path, tensors, CheckpointMeta(config=config, vocab=vocab, step=100, val_bpc=2.5))
+    return path
+
+
+@pytest.fixture(scope="session")
+def repl_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny (1×32) random-weights checkpoint for REPL tests."""
+    return write_random_checkpoint(tmp_path_factory.mktemp("repl") / "tiny.safetensors")
+
+
+@pytest.fixture
+def gen_checkpoint(tmp_path: Path) -> Path:
+    """A tiny 2×32 random-weights checkpoint for generation tests (two layers exercise the fused upper layer)."""
+    return write_random_checkpoint(tmp_path / "gen.safetensors", layers=2)
+
+
+@pytest.fixture
+def repl_session(repl_checkpoint: Path, monkeypatch: pytest.MonkeyPatch):
+    """Factory of REPL sessions on the tiny model, printing into a StringIO: `make(color=False, keys=None,
+    length=40, **settings) -> (session, output)`; `output.getvalue()` is everything printed. The environment
+    is made a colour terminal's, whatever the one running the tests is (rich reads TERM and NO_COLOR)."""
+    import io
+
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+    from repl.app import Session
+    from repl.render import make_console
+    from textgen_core.checkpoint import load
+    from textgen_core.sampling import SamplingSettings
+
+    ckpt = load(repl_checkpoint)
+
+    def make(*, color: bool = False, keys=None, length: int = 40, seed: int | None = None, **settings):
+        out = io.StringIO()
+        console = make_console(out, color=color)
+        session = Session(ckpt, console, settings=SamplingSettings(**settings), length=length, seed=seed, keys=keys)
+        return session, out
+
+    return make
+
+
+#: Terminal control sequences (CSI, OSC, charset and keypad switches), to read what a person would see.
+ANSI = re.compile(r"\x1b\[[0-9;?<=>]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>78]")
+
+
+class Terminal:
+    """A pexpect child read as a person would: waits for text with the escape codes taken out, each wait
+    starting where the previous one matched. It answers cursor position requests as a terminal does (so
+    prompt_toolkit draws its bottom toolbar). Linear in the output, so benchmarks can stream through it."""
+
+    def __init__(self, child: pexpect.spawn):
+        self.child = child
+        child.delaybeforesend = None  # pexpect sleeps 50 ms before each send by default: it would skew timings
+        self.raw = ""
+        self.seen = ""
+        self.pos = 0
+        self._tail = ""  # an escape sequence cut by the end of a read
+
+    def read(self, timeout: float = 0.05) -> None:
+        try:
+            data = self.child.read_nonblocking(1 << 20, timeout=timeout)
+        except pexpect.TIMEOUT:
+            return
+        self.raw += data
+        for _ in range(data.count("\x1b[6n")):
+            self.child.send("\x1b[1;1R")
+        text = ANSI.sub("", self._tail + data)
+        cut = text.rfind("\x1b")
+        if cut >= 0 and len(text) - cut < 64:
+            text, self._tail = text[:cut], text[cut:]
+        else:
+            self._tail = ""
+        self.seen += text
+
+    def wait_for(self, text: str, timeout: float = 10.0) -> float:
+        """Read until `text` shows after the last match; returns the seconds it took."""
+        start = time.perf_counter()
+        while (found := self.seen.find(text, self.pos)) < 0:
+            if time.perf_counter() - start > timeout:
+                raise AssertionError(f"{text!r} did not show within {timeout} s; screen: {self.seen[-800:]!r}")
+            self.read()
+        self.pos = found + len(text)
+        return time.perf_counter() - start
+
+    def command(self, line: str, answer: str) -> str:
+        """Type a line and wait for its answer; returns the raw output it produced."""
+        mark = len(self.raw)
+        self.child.send(line + "\r")
+        self.wait_for(answer)
+        return self.raw[mark:]

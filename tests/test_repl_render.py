@@ -14,6 +14,13 @@ from repl import render
 SGR = re.compile(r"\x1b\[[0-9;]*m")
 
 
+@pytest.fixture(autouse=True)
+def colour_terminal_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich reads TERM and NO_COLOR: make them a colour terminal's, whatever runs the tests."""
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+
 @dataclass
 class Tok:
     char: str

@@ -1,0 +1,264 @@
+"""The REPL as a terminal program: a real PromptSession fed through a pipe, keys while streaming, and the real
+`textgen repl` end to end through a pseudo-terminal (pexpect), with piped stdin and NO_COLOR."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from unittest import mock
+
+import pexpect
+import pytest
+from conftest import ANSI, ROOT, Terminal
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.input.typeahead import get_typeahead
+from prompt_toolkit.output import DummyOutput
+
+from repl.app import default_history, interactive, make_prompt
+
+COLOUR = re.compile(r"\x1b\[[0-9;]*3[0-9;]*m")
+
+
+# ---- a real PromptSession through create_pipe_input ----------------------------------------------------------------
+
+
+def run_prompt(repl_session, text: str, tmp_path: Path, **kw):
+    with create_pipe_input() as inp:
+        session, out = repl_session(keys=inp, **kw)
+        prompt = make_prompt(session, tmp_path / "state" / "history", input=inp, output=DummyOutput())
+        inp.send_text(text)
+        status = interactive(session, prompt)
+    return status, session, out.getvalue()
+
+
+def test_prompt_session_reads_commands_seeds_and_multiline_input(repl_session, tmp_path: Path) -> None:
+    keys = "/temp 0.5\r" "the will\r" "\r" "first line\x1b\rsecond line\r" "/quit\r"
+    status, session, out = run_prompt(repl_session, keys, tmp_path, length=8)
+    assert status == 0 and not session.running
+    assert "temperature  0.5" in out
+    assert [t.seed for t in session.transcript] == ["the will", "", "first line\nsecond line"]
+    assert all(len(t.tokens) == 8 for t in session.transcript)
+    history = (tmp_path / "state" / "history").read_text()
+    assert "+the will" in history and "+first line\n+second line" in history
+
+
+def test_pasted_text_keeps_its_newlines(repl_session, tmp_path: Path) -> None:
+    status, session, _ = run_prompt(repl_session, "\x1b[200~one\ntwo\r\nthree\x1b[201~\r\x04", tmp_path, length=3)
+    assert status == 0
+    assert [t.seed for t in session.transcript] == ["one\ntwo\nthree"]
+
+
+def test_ctrl_c_during_compare_or_load_returns_to_a_working_prompt(repl_session, tmp_path: Path) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with create_pipe_input() as inp:
+        session, out = repl_session(keys=inp, length=3)
+        old = session.loaded
+        prompt = make_prompt(session, None, input=inp, output=DummyOutput())
+        inp.send_text("the will\r/compare\r/load elsewhere.safetensors\r/len 9\r\x04")
+        with mock.patch("repl.app.sample_many", interrupted), mock.patch("repl.app.checkpoint.load", interrupted):
+            assert interactive(session, prompt) == 0
+    assert out.getvalue().count("interrupted; the session goes on") == 2
+    assert session.loaded is old and session.length == 9
+
+
+def test_history_lives_in_the_xdg_state_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    assert default_history() == tmp_path / "textgen" / "history"
+
+
+def test_ctrl_d_exits_and_ctrl_c_at_an_empty_prompt_says_how(repl_session, tmp_path: Path) -> None:
+    status, session, out = run_prompt(repl_session, "abc\x03\x03\x04", tmp_path)
+    assert status == 0
+    assert session.transcript == []  # Ctrl-C on a typed line cleared it
+    assert out.count("to leave, type /quit or press Ctrl-D") == 1
+
+
+def test_tab_completes_a_command_and_enter_accepts_the_completion(repl_session, tmp_path: Path) -> None:
+    """Completion runs in the background, so the keys are typed with pauses, from another thread."""
+    with create_pipe_input() as inp:
+        session, out = repl_session(keys=inp)
+        prompt = make_prompt(session, None, input=inp, output=DummyOutput())
+        loop = threading.Thread(target=interactive, args=(session, prompt))
+        loop.start()
+        for keys in ("/gre", "\t", "\r", "\r", "\x04"):
+            inp.send_text(keys)
+            time.sleep(0.3)
+        loop.join(timeout=10)
+    assert not loop.is_alive()
+    assert out.getvalue() == "temperature  0 (greedy)\n"
+
+
+# ---- keys while streaming ------------------------------------------------------------------------------------
+
+
+def test_up_down_plus_minus_nudge_the_temperature_mid_stream(repl_session) -> None:
+    with create_pipe_input() as inp:
+        session, out = repl_session(keys=inp, length=50, temperature=0.5)
+        inp.send_text("\x1b[A\x1b[A+")
+        session.submit("the will")
+        assert session.settings.temperature == 0.8
+        assert session.generator.settings.temperature == 0.8
+        temps = session.transcript[-1].temperatures
+        assert temps[0] == 0.5 and temps[-1] == 0.8  # the characters after the keys use the new temperature
+        assert "‹T 0.8›" in out.getvalue()
+        inp.send_text("\x1b[B-")
+        session.submit("the will")
+        assert session.settings.temperature == 0.6
+
+
+def test_temperature_nudges_stop_at_greedy(repl_session) -> None:
+    with create_pipe_input() as inp:
+        session, _ = repl_session(keys=inp, length=5, temperature=0.1)
+        inp.send_text("---")
+        session.submit("the")
+        assert session.settings.temperature == 0
+
+
+def test_ctrl_c_stops_a_stream_at_once_and_the_session_goes_on(repl_session) -> None:
+    with create_pipe_input() as inp:
+        session, out = repl_session(keys=inp, length=100_000)
+        inp.send_text("\x03")
+        started = time.perf_counter()
+        session.submit("the will")
+        assert time.perf_counter() - started < 1
+        assert len(session.transcript[-1].tokens) < 100
+        assert "stopped (Ctrl-C)" in out.getvalue()
+        session.length = 5
+        session.submit("")  # continues from where it stopped
+        assert len(session.transcript[-1].tokens) == 5
+
+
+def test_other_keys_typed_while_streaming_go_to_the_next_prompt(repl_session) -> None:
+    with create_pipe_input() as inp:
+        session, _ = repl_session(keys=inp, length=20)
+        inp.send_text("next")
+        session.submit("the will")
+        assert "".join(k.data for k in get_typeahead(inp)) == "next"
+
+
+# ---- the real program through a pseudo-terminal -----------------------------------------------------------------
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
+    env.update(PYTHONPATH=str(ROOT), TERM="xterm-256color", XDG_STATE_HOME=str(tmp_path / "state"), **extra)
+    return env
+
+
+@pytest.fixture
+def terminal(repl_checkpoint: Path, tmp_path: Path):
+    child = pexpect.spawn(
+        sys.executable, ["-m", "repl.cli", "repl", "-c", str(repl_checkpoint), "--len", "60"],
+        env=_env(tmp_path), cwd=str(ROOT), encoding="utf-8", dimensions=(40, 120),
+    )
+    term = Terminal(child)
+    term.wait_for("type /help")
+    term.wait_for("model tiny")  # the bottom toolbar: the prompt is up
+    yield term
+    child.close(force=True)
+
+
+def test_the_real_repl_in_a_terminal(terminal: Terminal) -> None:
+    term = terminal
+    term.command("/temp 0.5", "temperature  0.5")
+    streamed = term.command("the will", "bits/char · T=0.5")
+    assert COLOUR.search(streamed), "a seed streams coloured output"
+    blocks = term.command("/compare", "── T=1.2")
+    assert all(f"── {label} ·" in ANSI.sub("", blocks) for label in ("T=0.2", "T=0.5", "T=1", "T=1.2"))
+    term.command("/tmep", "unknown command /tmep — did you mean /temp?")
+    term.command("/len 100000", "length  100,000")
+    term.child.send("the will\r")
+    term.wait_for("the will")
+    time.sleep(0.3)  # well into the run
+    term.child.sendcontrol("c")
+    assert term.wait_for("stopped (Ctrl-C)", timeout=1.0) < 1.0
+    term.wait_for("›", timeout=1.0)
+    term.child.send("/compare\r")
+    time.sleep(0.3)  # 4 × 100,000 characters: far from done
+    term.child.sendcontrol("c")
+    assert term.wait_for("interrupted; the session goes on", timeout=1.0) < 1.0
+    term.wait_for("›", timeout=1.0)
+    term.child.sendcontrol("c")
+    term.wait_for("to leave, type /quit or press Ctrl-D")
+    term.command("/len 5", "length  5")  # the prompt still works
+    term.child.send("/quit\r")
+    term.child.expect(pexpect.EOF, timeout=10)
+    term.child.close()
+    assert term.child.exitstatus == 0
+
+
+def test_ctrl_d_exits_zero(terminal: Terminal) -> None:
+    terminal.child.sendcontrol("d")
+    terminal.child.expect(pexpect.EOF, timeout=10)
+    terminal.child.close()
+    assert terminal.child.exitstatus == 0
+
+
+def _repl_cmd(ckpt: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "repl.cli", "repl", "-c", str(ckpt), "--len", "40", *extra]
+
+
+def test_piped_stdin_prints_a_continuation_without_escape_codes(repl_checkpoint: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        _repl_cmd(repl_checkpoint), input="the will\n/temp 0.3\n/tmep\n/quit\n", capture_output=True, text=True,
+        env=_env(tmp_path), cwd=ROOT, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout
+    banner, continuation = result.stdout.split("\n", 2)[:2]
+    assert banner.startswith("textgen · tiny") and continuation.startswith("the will")
+    assert re.search(r"^40 chars · .* bits/char · T=0\.8$", result.stdout, re.MULTILINE)
+    assert result.stdout.endswith("temperature  0.3\nunknown command /tmep — did you mean /temp?\n")
+
+
+def _run_on_a_pty_stdout(args: list[str], env: dict[str, str], stdin: str) -> str:
+    """Run with stdout on a terminal but stdin piped, and return what the terminal got."""
+    master, slave = os.openpty()
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=slave, stderr=slave, env=env, cwd=ROOT)
+    os.close(slave)
+    proc.stdin.write(stdin.encode())
+    proc.stdin.close()
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    return b"".join(chunks).decode()
+
+
+@pytest.mark.parametrize("how", ["NO_COLOR", "--no-color"])
+def test_no_color_on_a_terminal_writes_no_escape_codes(repl_checkpoint: Path, tmp_path: Path, how: str) -> None:
+    env = _env(tmp_path, **({"NO_COLOR": "1"} if how == "NO_COLOR" else {}))
+    args = _repl_cmd(repl_checkpoint, *(["--no-color"] if how == "--no-color" else []))
+    shown = _run_on_a_pty_stdout(args, env, "the will\n/color\n/quit\n")
+    assert "the will" in shown and "chars/s" in shown
+    assert "\x1b" not in shown
+    # The same terminal without NO_COLOR does get colour: the check above is not vacuous.
+    assert "\x1b[" in _run_on_a_pty_stdout(_repl_cmd(repl_checkpoint), _env(tmp_path), "the will\n/quit\n")
+
+
+def test_the_repl_never_imports_torch(repl_checkpoint: Path, tmp_path: Path) -> None:
+    code = (
+        "import atexit, sys; atexit.register(lambda: print('torch imported:', 'torch' in sys.modules)); "
+        "from repl.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "repl", "-c", str(repl_checkpoint), "--len", "5"],
+        input="the will\n/compare\n/score the will\n/quit\n", capture_output=True, text=True,
+        env=_env(tmp_path), cwd=ROOT, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip().endswith("torch imported: False")
