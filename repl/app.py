@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import io
 import json
 import math
 import os
@@ -291,8 +290,15 @@ class Session:
         gen = self.generator
         variants = [dataclasses.replace(self._settings, temperature=t) for t in temperatures]
         blocks: list[list[Token]] = [[] for _ in variants]
-        steps = sample_many(gen.model, gen.vocab, self.last_seed, variants, self.length,
-                            np.random.default_rng(self.seed), lowercase=gen.lowercase)
+        steps = sample_many(
+            gen.model,
+            gen.vocab,
+            self.last_seed,
+            variants,
+            self.length,
+            np.random.default_rng(self.seed),
+            lowercase=gen.lowercase,
+        )
         for step in steps:
             for block, token in zip(blocks, step, strict=True):
                 block.append(token)
@@ -301,8 +307,7 @@ class Session:
             label.append(f"── {variant.describe()} ", style="tg.label")
             label.append(f"· {_bits(block):.2f} bits/char", style="tg.dim")
             self.console.print(label)
-            self.console.print(styled([(self.last_seed, "tg.seed")]) + colour_tokens(block, self.color),
-                               soft_wrap=True)
+            self.console.print(styled([(self.last_seed, "tg.seed")]) + colour_tokens(block, self.color), soft_wrap=True)
 
     def score(self, text: str) -> None:
         """Colour `text` by the model's probability of each character and report its bits/char."""
@@ -339,13 +344,11 @@ class Session:
         self.console.print(table)
 
     def info(self) -> None:
-        """Exactly what `textgen info` prints for this checkpoint (one implementation, captured)."""
+        """Exactly what `textgen info` prints for this checkpoint (one implementation)."""
         from . import cmd_info
 
-        captured = io.StringIO()
-        with contextlib.redirect_stdout(captured):
-            cmd_info.main(argparse.Namespace(checkpoint=str(self.loaded.checkpoint.path), json=False))
-        self.console.print(Text(visible(captured.getvalue().rstrip("\n"))), soft_wrap=True)
+        text = cmd_info.render(cmd_info.describe(self.loaded.checkpoint))
+        self.console.print(Text(text), soft_wrap=True)
 
     def load(self, path: str) -> None:
         """Switch checkpoints; any failure (or Ctrl-C) keeps the current model."""
@@ -367,8 +370,9 @@ class Session:
             raise TextgenError(f"{shown(path)} is a folder; give a file name, e.g. session.txt or session.jsonl")
         jsonl = target.suffix.lower() == ".jsonl"
         atomic_write_text(target, _jsonl(self.transcript) if jsonl else _plain(self.transcript))
-        self.note(f"saved {len(self.transcript)} run(s) to {target}" + (" (JSONL, one object per character)"
-                                                                       if jsonl else ""))
+        self.note(
+            f"saved {len(self.transcript)} run(s) to {target}" + (" (JSONL, one object per character)" if jsonl else "")
+        )
 
 
 def _user_path(text: str) -> Path:
@@ -404,8 +408,14 @@ def _jsonl(transcript: list[Turn]) -> str:
     for number, turn in enumerate(transcript, 1):
         lines.append(json.dumps({"turn": number, "seed": turn.seed}, ensure_ascii=False))
         for t, temperature in zip(turn.tokens, turn.temperatures, strict=True):
-            record = {"turn": number, "char": t.char, "prob": t.prob, "sampled_prob": t.sampled_prob,
-                      "entropy": t.entropy, "temperature": temperature}
+            record = {
+                "turn": number,
+                "char": t.char,
+                "prob": t.prob,
+                "sampled_prob": t.sampled_prob,
+                "entropy": t.entropy,
+                "temperature": temperature,
+            }
             lines.append(json.dumps(record, ensure_ascii=False))
     return "\n".join(lines) + "\n"
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from textgen_core.checkpoint import Checkpoint
 
 NAME = "info"
 SUMMARY = "describe a checkpoint: config, parameters, vocabulary, corpus, steps, val bpc"
@@ -19,12 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def describe(arg: str | None) -> dict:
+def describe(c: Checkpoint) -> dict:
     """The facts `info` prints, as a dict. `step` is the run's progress (from its resume state when the
     checkpoint sits in a run folder); `best_step` is the step whose weights the checkpoint holds."""
     from textgen_core import checkpoint as ckpt
 
-    c = ckpt.load(arg)
     m = c.meta
     return {
         "path": str(c.path),
@@ -44,12 +47,20 @@ def describe(arg: str | None) -> dict:
 
 
 def main(args: argparse.Namespace) -> int:
-    from .safe import visible
+    from textgen_core import checkpoint as ckpt
 
-    info = describe(args.checkpoint)
+    info = describe(ckpt.load(args.checkpoint))
     if args.json:
         print(json.dumps(info, ensure_ascii=False))
-        return 0
+    else:
+        print(render(info))
+    return 0
+
+
+def render(info: dict) -> str:
+    """The human-readable table of `describe`'s facts (also what the REPL's /info shows)."""
+    from .safe import visible
+
     cfg = info["config"]
     val = "—" if info["val_bpc"] is None else f"{info['val_bpc']:.3f}"
     corpus = ", ".join(f"{s['name']} ({s['chars']:,} chars, sha256 {s['sha256'][:12]}…)" for s in info["corpus"])
@@ -70,6 +81,4 @@ def main(args: argparse.Namespace) -> int:
         ("val bpc", val),
         ("trained with", info["command"] or "—"),
     ]
-    for k, v in rows:
-        print(f"{k:>12}  {v}")
-    return 0
+    return "\n".join(f"{k:>12}  {v}" for k, v in rows)

@@ -17,6 +17,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     untouched; the error is a one-line `TextgenError`.
     """
     path = Path(path)
+    if not path.name or path.is_dir():
+        raise TextgenError(f"{path}: is a folder; give a file name")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:

@@ -149,13 +149,17 @@ def resolve_path(arg: str | os.PathLike | None) -> Path:
         if not path.is_file():
             raise TextgenError("the bundled model is missing from this install; pass -c CHECKPOINT")
         return path
-    path = Path(arg).expanduser()
-    if path.is_dir():
+    try:
+        path = Path(arg).expanduser()
+        is_dir, exists = path.is_dir(), path.exists()
+    except (OSError, RuntimeError) as e:  # name too long, unknown ~user, …
+        raise TextgenError(f"{str(arg)[:80]!r}: not a usable checkpoint path ({e}); check the name") from None
+    if is_dir:
         inner = path / WEIGHTS_NAME
         if not inner.is_file():
             raise TextgenError(f"{path}: folder has no {WEIGHTS_NAME}; give a checkpoint file or a training run folder")
         return inner
-    if not path.exists():
+    if not exists:
         raise TextgenError(f"{path}: no such checkpoint; give a .safetensors file or a training run folder")
     return path
 

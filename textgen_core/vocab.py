@@ -74,7 +74,8 @@ class Vocabulary:
         """Encode `text`, skipping (and reporting) characters outside the vocabulary."""
         if not text:
             return Encoded(np.zeros(0, dtype=np.int64))
-        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        # surrogatepass: text decoded with errors="surrogateescape" may hold lone surrogates; they are simply unknown.
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
         ids = np.full(points.shape, -1, dtype=np.int64)
         in_range = points < len(self._table)
         ids[in_range] = self._table[points[in_range]]
