@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass, fields
 
 #: Defaults chosen by measurement on a 2-core CPU with a 10-minute budget (see README, "Choosing the defaults").
 DEFAULT_EMBED = 64
-DEFAULT_HIDDEN = 512
+DEFAULT_HIDDEN = 640
 DEFAULT_LAYERS = 2
-DEFAULT_DROPOUT = 0.25
+DEFAULT_DROPOUT = 0.35
 DEFAULT_EMBED_DROPOUT = 0.0
 DEFAULT_WEIGHT_DROP = 0.0
 
