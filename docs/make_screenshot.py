@@ -1,0 +1,56 @@
+"""Render docs/repl.svg from a real REPL session: `textgen` runs in tmux, we type, capture the screen with its
+colours (`tmux capture-pane -e`) and let rich export the captured ANSI text as SVG.
+
+Run from the repository root with textgen installed and tmux on the PATH:
+
+    python docs/make_screenshot.py
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.text import Text
+
+WIDTH, HEIGHT = 100, 34
+TYPED = [("The free spirit ", 3.0), ("/compare 0.2 1.2", 4.0), ("/score What is noble? The will to power.", 2.0)]
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+
+
+def main() -> None:
+    state = tempfile.mkdtemp()  # fresh history, so the picture shows no earlier sessions
+    command = f"XDG_STATE_HOME={state} {shlex.quote(sys.executable)} -m repl.cli repl --seed 3 --len 240"
+    tmux("new-session", "-d", "-s", "textgen-shot", "-x", str(WIDTH), "-y", str(HEIGHT), "-c", os.getcwd(), command)
+    try:
+        time.sleep(2.0)
+        for line, wait in TYPED:
+            tmux("send-keys", "-t", "textgen-shot", "-l", line)
+            tmux("send-keys", "-t", "textgen-shot", "Enter")
+            time.sleep(wait)
+        screen = tmux("capture-pane", "-e", "-p", "-t", "textgen-shot")
+    finally:
+        tmux("kill-session", "-t", "textgen-shot")
+    lines = screen.rstrip("\n").split("\n")
+    while lines and not lines[-2].strip():  # drop the blank rows between the last output and the toolbar
+        del lines[-2]
+    with open(os.devnull, "w") as sink:
+        console = Console(record=True, width=WIDTH, force_terminal=True, color_system="truecolor", file=sink)
+        for line in lines:
+            console.print(Text.from_ansi(line), no_wrap=True, overflow="crop")
+    out = Path(__file__).with_name("repl.svg")
+    console.save_svg(str(out), title="textgen")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
