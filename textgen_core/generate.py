@@ -32,6 +32,7 @@ from .vocab import Encoded, Vocabulary
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint
 
+_MODEL_ITSELF = SamplingSettings()
 #: Characters per `forward` call when scoring: bounds memory to a few MB whatever the text's length.
 SCORE_CHUNK = 2048
 
@@ -139,8 +140,9 @@ def _draw_tokens(
     """Draw one character per row of `logits` (B, V) and describe each as a Token; returns (tokens, ids)."""
     logp = log_softmax(logits)
     probs = np.exp(logp)
-    entropy = entropy_bits(logp)
-    dist = distribution(logp, settings)
+    entropy = entropy_bits(probs, logp)
+    plain = all(s == _MODEL_ITSELF for s in settings)  # T = 1, no filters: draw from the model's own distribution
+    dist = probs if plain else distribution(logp, settings)
     ids = draw(dist, rngs)
     rows = np.arange(len(ids))
     model_p, sampled_p = probs[rows, ids], dist[rows, ids]

@@ -64,23 +64,25 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def entropy_bits(logp: np.ndarray) -> np.ndarray:
-    """Entropy in bits of the distributions whose log-probabilities (from `log_softmax`) are given."""
-    return -(np.exp(logp) * logp).sum(axis=-1) / LN2
+def entropy_bits(probs: np.ndarray, logp: np.ndarray) -> np.ndarray:
+    """Entropy in bits of distributions given both as probabilities and as log-probabilities (a sampler has
+    both at hand, and taking both saves an exp per character)."""
+    return -(probs * logp).sum(axis=-1) / LN2
 
 
 def apply_temperature(logits: np.ndarray, temperature: float | np.ndarray) -> np.ndarray:
     """``p_T ∝ exp(log p / T)`` as probabilities; ``T = 0`` gives all mass to the argmax (greedy).
 
     `temperature` is a scalar or one value per row. Shifting by the maximum before dividing keeps even a tiny
-    T finite: the largest logit maps to 0 and the others to large negative numbers whose exp is 0.
+    T finite: the largest logit maps to 0 and the others to large negative numbers (or -inf) whose exp is 0.
     """
     check_temperature(temperature)
     x = np.asarray(logits, dtype=np.float64)
     t = np.asarray(temperature, dtype=np.float64)[..., None]
     greedy = t == 0
-    z = (x - x.max(axis=-1, keepdims=True)) / np.where(greedy, 1.0, t)
-    probs = softmax(z)
+    with np.errstate(over="ignore"):  # overflowing to -inf is exact here: those characters get probability 0
+        e = np.exp((x - x.max(axis=-1, keepdims=True)) / (t + greedy))  # the max maps to exp(0) = 1
+    probs = e / e.sum(axis=-1, keepdims=True)
     if greedy.any():
         onehot = np.arange(x.shape[-1]) == x.argmax(axis=-1)[..., None]
         probs = np.where(greedy, onehot, probs)

@@ -1,0 +1,142 @@
+"""`textgen sample`: continue a prompt, streamed to stdout, at one or several temperatures.
+
+Several ``--temp`` values are drawn together in one batched pass (`textgen_core.generate.sample_many`): the
+first sample streams as it is generated and the others, finished at the same moment, follow it, each under a
+label. Output is plain text (the prompt, then its continuation) or, with ``--jsonl``, one JSON object per
+generated character.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, TextIO
+
+from . import argtypes
+
+if TYPE_CHECKING:
+    from textgen_core.generate import Token
+    from textgen_core.sampling import SamplingSettings
+
+NAME = "sample"
+SUMMARY = "continue a prompt with a trained model, streamed, at one or more temperatures"
+EXAMPLE = 'textgen sample -c runs/book --prompt "the will to " --temp 0.2 0.5 1.0 1.2 --seed 1'
+DEFAULT_LEN = 400
+DEFAULT_TEMP = 1.0
+#: Seconds between flushes of the streamed sample: small enough to look live, large enough to cost nothing.
+FLUSH_EVERY = 0.03
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
+    p.add_argument(
+        "-c", "--checkpoint", metavar="CKPT", help="a .safetensors file or a run folder (default: the bundled model)"
+    )
+    prompt = p.add_mutually_exclusive_group()
+    prompt.add_argument("--prompt", default="", metavar="TEXT", help="seed text (default: start of a line)")
+    prompt.add_argument("--prompt-file", metavar="FILE", help="read the seed text from a UTF-8 file")
+    p.add_argument(
+        "--len", type=argtypes.positive_int, default=DEFAULT_LEN, metavar="N",
+        help=f"characters to generate per sample (default {DEFAULT_LEN})",
+    )
+    temp = p.add_mutually_exclusive_group()
+    temp.add_argument(
+        "--temp", type=argtypes.nonneg_float, nargs="+", metavar="T",
+        help=f"temperature(s), one labelled sample each, 0 = greedy (default {DEFAULT_TEMP:g})",
+    )
+    temp.add_argument("--greedy", action="store_true", help="always take the most likely character (= --temp 0)")
+    p.add_argument("--top-k", type=argtypes.positive_int, metavar="K", help="draw only among the K likeliest")
+    p.add_argument(
+        "--top-p", type=argtypes.top_p, metavar="P", help="draw only among the likeliest characters totalling P"
+    )
+    p.add_argument("--seed", type=argtypes.nonneg_int, metavar="N", help="random seed: same seed, same output")
+    p.add_argument("--jsonl", action="store_true", help="one JSON object per generated character")
+    p.set_defaults(func=main)
+
+
+class _Output:
+    """Formats samples for stdout: streams one sample live, collects the others, and neutralises terminal
+    control characters when stdout is a terminal."""
+
+    def __init__(self, stream: TextIO, settings: list[SamplingSettings], prompt: str, jsonl: bool):
+        from .safe import visible
+
+        self.stream = stream
+        self.settings = settings
+        self.prompt = prompt
+        self.jsonl = jsonl
+        self.clean = visible if stream.isatty() else str
+        self._last_flush = time.monotonic()
+
+    def header(self, i: int) -> str:
+        """The text before sample i's characters: a blank line and a label when there are several samples,
+        then the prompt (plain text only)."""
+        if self.jsonl:
+            return ""
+        if len(self.settings) == 1:
+            return self.prompt
+        label = f"── sample {i + 1}/{len(self.settings)} · {self.settings[i].describe()} ──\n"
+        return ("\n" if i else "") + label + self.prompt
+
+    def footer(self) -> str:
+        return "" if self.jsonl else "\n"
+
+    def token(self, i: int, token: Token) -> str:
+        if not self.jsonl:
+            return token.char
+        record = {
+            "char": token.char,
+            "index": token.index,
+            "prob": token.prob,
+            "sampled_prob": token.sampled_prob,
+            "entropy": token.entropy,
+            "temperature": self.settings[i].temperature,
+            "sample": i,
+        }
+        return json.dumps(record, ensure_ascii=False) + "\n"
+
+    def write(self, text: str, *, flush: bool = False) -> None:
+        self.stream.write(self.clean(text))
+        now = time.monotonic()
+        if flush or now - self._last_flush >= FLUSH_EVERY:
+            self.stream.flush()
+            self._last_flush = now
+
+
+def main(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from textgen_core import checkpoint
+    from textgen_core.corpus import read_text
+    from textgen_core.generate import encode_seed, sample_many
+    from textgen_core.inference import NumpyLSTM
+    from textgen_core.sampling import SamplingSettings
+    from textgen_core.vocab import describe_unknown
+
+    prompt = read_text(args.prompt_file) if args.prompt_file else args.prompt
+    temps = [0.0] if args.greedy else args.temp or [DEFAULT_TEMP]
+    settings = [SamplingSettings(t, args.top_k, args.top_p) for t in temps]
+    ckpt = checkpoint.load(args.checkpoint)
+    model = NumpyLSTM.from_checkpoint(ckpt)
+    lowercase = ckpt.meta.lowercase
+    unknown = encode_seed(model, ckpt.vocab, prompt, lowercase).unknown
+    if unknown:
+        print(
+            f"textgen: warning: skipping prompt characters the model does not know: {describe_unknown(unknown)}",
+            file=sys.stderr,
+        )
+    out = _Output(sys.stdout, settings, prompt, args.jsonl)
+    out.write(out.header(0))
+    held: list[list[str]] = [[out.header(i)] for i in range(1, len(settings))]
+    rng = np.random.default_rng(args.seed)
+    for n, tokens in enumerate(sample_many(model, ckpt.vocab, prompt, settings, args.len, rng, lowercase)):
+        out.write(out.token(0, tokens[0]), flush=n == 0)  # the first character shows at once, then in batches
+        for i, token in enumerate(tokens[1:], start=1):
+            held[i - 1].append(out.token(i, token))
+    out.write(out.footer())
+    for parts in held:
+        out.write("".join(parts) + out.footer())
+    out.write("", flush=True)
+    return 0
