@@ -43,8 +43,14 @@ def spawn(ckpt: Path, state: Path) -> tuple[Terminal, float]:
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
     env.update(PYTHONPATH=str(ROOT), TERM="xterm-256color", XDG_STATE_HOME=str(state))
     start = time.perf_counter()
-    child = pexpect.spawn(sys.executable, ["-m", "repl.cli", "repl", "-c", str(ckpt)], env=env, cwd=str(ROOT),
-                          encoding="utf-8", dimensions=(50, 160))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "repl.cli", "repl", "-c", str(ckpt)],
+        env=env,
+        cwd=str(ROOT),
+        encoding="utf-8",
+        dimensions=(50, 160),
+    )
     term = Terminal(child)
     term.wait_for("›", timeout=30)
     return term, time.perf_counter() - start
@@ -99,8 +105,9 @@ def main() -> None:
     parser.add_argument("--chars", type=int, default=4000, help="characters per streaming run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = args.checkpoint or write_random_checkpoint(Path(tmp) / "bench-2x512.safetensors", hidden=512,
-                                                          layers=2, embed=64)
+        ckpt = args.checkpoint or write_random_checkpoint(
+            Path(tmp) / "bench-2x512.safetensors", hidden=512, layers=2, embed=64
+        )
         state = Path(tmp) / "state"
         starts = start_to_prompt(ckpt, state, args.runs)
         term, _ = spawn(ckpt, state)
@@ -115,14 +122,20 @@ def main() -> None:
         term.child.sendcontrol("d")
     med = statistics.median
     print(f"model: {ckpt if args.checkpoint else '2×512 random weights'}; {args.runs} runs; medians")
-    print(f"start to prompt           {med(starts) * 1000:7.0f} ms   (target ≤ 500; all: "
-          f"{', '.join(f'{t * 1000:.0f}' for t in starts)})")
-    print(f"Enter to first character  {med(firsts) * 1000:7.1f} ms   (100-char seed; upper bound incl. stats "
-          "line; target ≤ 50)")
+    print(
+        f"start to prompt           {med(starts) * 1000:7.0f} ms   (target ≤ 500; all: "
+        f"{', '.join(f'{t * 1000:.0f}' for t in starts)})"
+    )
+    print(
+        f"Enter to first character  {med(firsts) * 1000:7.1f} ms   (100-char seed; upper bound incl. stats "
+        "line; target ≤ 50)"
+    )
     print(f"raw generation            {med(raw):7.0f} chars/s (Generator.stream, no output)")
     print(f"raw + top-5 alternatives  {med(raw_alts):7.0f} chars/s (what the REPL asks for, for /alts)")
-    print(f"REPL streaming to a pty   {med(repl):7.0f} chars/s = {med(repl) / med(raw):.0%} of raw (target ≥ 80%; "
-          f"per run: {', '.join(f'{r / w:.0%}' for r, w in zip(repl, raw, strict=True))})")
+    print(
+        f"REPL streaming to a pty   {med(repl):7.0f} chars/s = {med(repl) / med(raw):.0%} of raw (target ≥ 80%; "
+        f"per run: {', '.join(f'{r / w:.0%}' for r, w in zip(repl, raw, strict=True))})"
+    )
 
 
 if __name__ == "__main__":

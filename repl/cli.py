@@ -16,11 +16,19 @@ from textgen_core.errors import TextgenError
 PROG = "textgen"
 
 
+def one_line(message: str) -> str:
+    """An error message as one line a terminal shows as text: messages quote file names and values the user (or a
+    stranger's file) chose, which may hold newlines or escape sequences."""
+    from .safe import visible
+
+    return visible(message.replace("\n", "\u240a"))
+
+
 class Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one line (no usage dump) and exit with status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> Parser:
@@ -49,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except TextgenError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {one_line(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(file=sys.stderr)

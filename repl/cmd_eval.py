@@ -21,11 +21,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="text files, read one after the other like a corpus")
     p.add_argument(
-        "--split", choices=("all", "val"), default="all",
+        "--split",
+        choices=("all", "val"),
+        default="all",
         help="score all the text, or only the validation split (its last --val-fraction, as in training)",
     )
     p.add_argument(
-        "--val-fraction", type=argtypes.fraction, default=DEFAULT_VAL_FRACTION, metavar="F",
+        "--val-fraction",
+        type=argtypes.fraction,
+        default=DEFAULT_VAL_FRACTION,
+        metavar="F",
         help=f"size of the validation split (default {DEFAULT_VAL_FRACTION})",
     )
     p.add_argument("--encoding", default="utf-8", metavar="E", help="text encoding of the files (default utf-8)")

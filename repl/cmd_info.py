@@ -49,9 +49,11 @@ def describe(c: Checkpoint) -> dict:
 def main(args: argparse.Namespace) -> int:
     from textgen_core import checkpoint as ckpt
 
+    from .safe import json_visible
+
     info = describe(ckpt.load(args.checkpoint))
     if args.json:
-        print(json.dumps(info, ensure_ascii=False))
+        print(json_visible(json.dumps(info, ensure_ascii=False)))
     else:
         print(render(info))
     return 0
@@ -81,4 +83,6 @@ def render(info: dict) -> str:
         ("val bpc", val),
         ("trained with", info["command"] or "—"),
     ]
-    return "\n".join(f"{k:>12}  {v}" for k, v in rows)
+    # The path, corpus names and command come from the user or from the checkpoint's metadata, which anyone can
+    # write: shown as text, never as terminal controls.
+    return "\n".join(f"{k:>12}  {visible(v)}" for k, v in rows)

@@ -99,16 +99,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-c", "--checkpoint", metavar="CKPT", help="a .safetensors file or a run folder (default: the bundled model)"
     )
-    p.add_argument("--temp", type=_flag(parse_temperature), default=DEFAULT_TEMPERATURE, metavar="T",
-                   help=f"temperature, 0 = greedy (default {DEFAULT_TEMPERATURE})")
-    p.add_argument("--len", type=_flag(parse_length), default=DEFAULT_LENGTH, metavar="N",
-                   help=f"characters per run (default {DEFAULT_LENGTH})")
+    p.add_argument(
+        "--temp",
+        type=_flag(parse_temperature),
+        default=DEFAULT_TEMPERATURE,
+        metavar="T",
+        help=f"temperature, 0 = greedy (default {DEFAULT_TEMPERATURE})",
+    )
+    p.add_argument(
+        "--len",
+        type=_flag(parse_length),
+        default=DEFAULT_LENGTH,
+        metavar="N",
+        help=f"characters per run (default {DEFAULT_LENGTH})",
+    )
     p.add_argument("--top-k", type=_flag(parse_top_k), metavar="K", help="sample among the K likeliest (default off)")
     p.add_argument("--top-p", type=_flag(parse_top_p), metavar="P", help="nucleus sampling mass (default off)")
     p.add_argument("--seed", type=_flag(parse_seed), metavar="N", help="random seed: reproducible runs (default off)")
     p.add_argument("--no-color", action="store_true", help="plain text, no escape codes (also NO_COLOR=1)")
-    p.add_argument("--history", metavar="FILE",
-                   help="input history file (default: history in the user's state folder, e.g. ~/.local/state/textgen)")
+    p.add_argument(
+        "--history",
+        metavar="FILE",
+        help="input history file (default: history in the user's state folder, e.g. ~/.local/state/textgen)",
+    )
     p.set_defaults(func=main)
 
 

@@ -38,12 +38,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     prompt.add_argument("--prompt", default="", metavar="TEXT", help="seed text (default: start of a line)")
     prompt.add_argument("--prompt-file", metavar="FILE", help="read the seed text from a UTF-8 file")
     p.add_argument(
-        "--len", type=argtypes.positive_int, default=DEFAULT_LEN, metavar="N",
+        "--len",
+        type=argtypes.positive_int,
+        default=DEFAULT_LEN,
+        metavar="N",
         help=f"characters to generate per sample (default {DEFAULT_LEN})",
     )
     temp = p.add_mutually_exclusive_group()
     temp.add_argument(
-        "--temp", type=argtypes.nonneg_float, nargs="+", metavar="T",
+        "--temp",
+        type=argtypes.nonneg_float,
+        nargs="+",
+        metavar="T",
         help=f"temperature(s), one labelled sample each, 0 = greedy (default {DEFAULT_TEMP:g})",
     )
     temp.add_argument("--greedy", action="store_true", help="always take the most likely character (= --temp 0)")

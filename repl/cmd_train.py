@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import sys
 from pathlib import Path
 
+from textgen_core import config as defaults
+
 from . import argtypes as t
+from .cmd_repl import MAX_LENGTH
 
 NAME = "train"
 SUMMARY = "train a character-level LSTM on text files (val bits/char, resumable checkpoints)"
 EXAMPLE = "textgen train book.txt --out runs/book --minutes 10"
+#: Upper bounds of the optimiser's rates: far beyond any useful value, and below where AdamW's float32
+#: arithmetic overflows (a traceback from torch instead of a message).
+MAX_LR = 1.0
+MAX_WEIGHT_DECAY = 10.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,10 +38,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     data.add_argument("--val-fraction", type=t.fraction, metavar="F", help="last fraction held out (default 0.1)")
     model = p.add_argument_group("model")
-    model.add_argument("--embed-dim", type=t.positive_int, metavar="N", help="character embedding size (default 64)")
-    model.add_argument("--hidden-size", type=t.positive_int, metavar="N", help="LSTM units per layer (default 512)")
-    model.add_argument("--num-layers", type=t.positive_int, metavar="N", help="stacked LSTM layers (default 2)")
-    model.add_argument("--dropout", type=t.dropout, metavar="P", help="dropout between layers (default 0.25)")
+    model.add_argument(
+        "--embed-dim",
+        type=t.positive_int,
+        metavar="N",
+        help=f"character embedding size (default {defaults.DEFAULT_EMBED})",
+    )
+    model.add_argument(
+        "--hidden-size",
+        type=t.positive_int,
+        metavar="N",
+        help=f"LSTM units per layer (default {defaults.DEFAULT_HIDDEN})",
+    )
+    model.add_argument(
+        "--num-layers",
+        type=t.positive_int,
+        metavar="N",
+        help=f"stacked LSTM layers (default {defaults.DEFAULT_LAYERS})",
+    )
+    model.add_argument(
+        "--dropout",
+        type=t.dropout,
+        metavar="P",
+        help=f"dropout between layers and before the head (default {defaults.DEFAULT_DROPOUT})",
+    )
     model.add_argument("--embed-dropout", type=t.dropout, metavar="P", help="dropout on embeddings (default 0)")
     model.add_argument(
         "--weight-drop",
@@ -43,10 +72,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=t.positive_int, metavar="N", help="parallel text streams (default 32)")
     opt.add_argument("--seq-len", type=t.positive_int, metavar="N", help="BPTT length in characters (default 128)")
-    opt.add_argument("--lr", type=t.positive_float, help="peak learning rate of AdamW (default 3e-3)")
-    opt.add_argument("--min-lr-ratio", type=t.nonneg_float, metavar="R", help="final lr / peak lr (default 0.05)")
+    opt.add_argument(
+        "--lr", type=t.float_range(0, MAX_LR, above=True), help="peak learning rate of AdamW (default 3e-3)"
+    )
+    opt.add_argument("--min-lr-ratio", type=t.unit_interval, metavar="R", help="final lr / peak lr (default 0.05)")
     opt.add_argument("--warmup-steps", type=t.nonneg_int, metavar="N", help="linear warm-up steps (default 100)")
-    opt.add_argument("--weight-decay", type=t.nonneg_float, metavar="W", help="AdamW weight decay (default 0)")
+    opt.add_argument(
+        "--weight-decay", type=t.float_range(0, MAX_WEIGHT_DECAY), metavar="W", help="AdamW weight decay (default 0)"
+    )
     opt.add_argument("--clip", type=t.positive_float, help="gradient norm clip (default 1.0)")
     budget = p.add_argument_group("budget (one of; default --minutes 10; a resumed run counts from its start)")
     budget.add_argument("--steps", type=t.positive_int, metavar="N", help="total optimisation steps")
@@ -56,7 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--eval-every", type=t.positive_int, metavar="N", help="evaluate every N steps (default 200)")
     run.add_argument(
         "--sample-len",
-        type=t.nonneg_int,
+        type=t.int_range(0, MAX_LENGTH),
         metavar="N",
         help="characters sampled at each evaluation per temperature (default 100; 0 = none)",
     )
@@ -64,15 +97,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
     run.add_argument(
         "--precision",
-        choices=("auto", "bf16", "fp32"),
-        help="autocast precision (default auto: bf16 where the hardware has it)",
+        choices=("auto", "bf16", "fp16", "fp32"),
+        help="autocast precision (default auto: bf16 where the hardware has it; fp16 is for GPUs without bf16)",
+    )
+    run.add_argument(
+        "--nproc",
+        type=t.positive_int,
+        metavar="N",
+        help="train with N processes on this machine, one per GPU with --device cuda (torchrun's launcher; "
+        "each takes --batch-size streams; default 1). For several machines run torchrun yourself",
     )
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    from textgen_core import distributed
     from textgen_core.errors import TextgenError
-    from textgen_core.train import RESUME_NAME, TrainConfig, Trainer
+    from textgen_core.train import RESUME_NAME, Reporter, TrainConfig, Trainer, cpu_threads, pick_device
 
     from .progress import RichReporter
 
@@ -86,22 +127,45 @@ def main(args: argparse.Namespace) -> int:
         raise TextgenError(f"--out {out}: is a file; give a folder for the run")
     if not args.resume and (out / RESUME_NAME).exists():
         raise TextgenError(f"--out {out} already holds a run; add --resume to continue it, or choose another --out")
-    trainer = Trainer(config, resume=args.resume, explicit=explicit, reporter=RichReporter())
+    nproc = args.nproc or 1
+    if distributed.launched():
+        if nproc > 1 and nproc != int(os.environ.get("LOCAL_WORLD_SIZE", nproc)):
+            raise TextgenError(f"--nproc {nproc}: already started by torchrun with other numbers; drop --nproc")
+    elif nproc > 1:
+        # Checked before anything starts: `--nproc 100000` would otherwise spawn processes until the machine stalls.
+        import torch
 
-    received: list[int] = []
+        cuda = pick_device(config.device).type == "cuda"
+        most = torch.cuda.device_count() if cuda else cpu_threads()
+        if nproc > most:
+            what = "GPUs" if cuda else "CPU cores"
+            raise TextgenError(f"--nproc {nproc}: this machine has {most} {what}; give at most {most}")
+        # The workers run this same command line; they find torchrun's variables in their environment and train.
+        return distributed.launch(nproc, "repl.cli", sys.argv[1:], cpu_threads())
 
-    def on_signal(signum: int, _frame: object) -> None:
-        received.append(signum)
-        trainer.request_stop()
-        # A second signal falls back to the default (immediate exit); atomic writes keep files intact.
-        signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM else signal.default_int_handler)
+    with distributed.process_group(pick_device(config.device)) as world:
+        try:
+            reporter = RichReporter() if world.is_main else Reporter()
+            trainer = Trainer(config, resume=args.resume, explicit=explicit, reporter=reporter)
+        except distributed.MainFailed:
+            return TextgenError.exit_code  # rank 0 printed the reason; one line is enough
+        received: list[int] = []
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        reason = trainer.run()
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        def on_signal(signum: int, _frame: object) -> None:
+            received.append(signum)
+            trainer.request_stop()
+            # A second signal falls back to the default (immediate exit); atomic writes keep files intact. Not
+            # under torchrun: a Ctrl-C reaches each worker twice (from the terminal, then passed on by the
+            # launcher), and the launcher kills workers that do not finish in time anyway.
+            if world.size == 1:
+                signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM else signal.default_int_handler)
+
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            reason = trainer.run()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
     if reason == "interrupted":
         return 128 + (received[0] if received else signal.SIGINT)
     return 0

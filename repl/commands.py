@@ -270,40 +270,105 @@ def _help(s: Session, arg: str) -> None:
 
 
 _COMMANDS = [
-    Command("temp", "[T]", "Show or set the temperature: 0 is greedy, 1 samples as trained, higher is wilder.",
-            _temp, aliases=("temperature",)),
-    Command("len", "[N]", f"Show or set how many characters a run generates (1 to {MAX_LENGTH:,}).", _len,
-            aliases=("length", "n")),
-    Command("topk", "[K|off]", "Show or set top-k: sample only among the K most likely characters.", _topk,
-            aliases=("top-k", "k"), choices=("off",)),
-    Command("topp", "[P|off]", "Show or set top-p: sample among the likeliest characters that make up P.", _topp,
-            aliases=("top-p", "p"), choices=("off",)),
+    Command(
+        "temp",
+        "[T]",
+        "Show or set the temperature: 0 is greedy, 1 samples as trained, higher is wilder.",
+        _temp,
+        aliases=("temperature",),
+    ),
+    Command(
+        "len",
+        "[N]",
+        f"Show or set how many characters a run generates (1 to {MAX_LENGTH:,}).",
+        _len,
+        aliases=("length", "n"),
+    ),
+    Command(
+        "topk",
+        "[K|off]",
+        "Show or set top-k: sample only among the K most likely characters.",
+        _topk,
+        aliases=("top-k", "k"),
+        choices=("off",),
+    ),
+    Command(
+        "topp",
+        "[P|off]",
+        "Show or set top-p: sample among the likeliest characters that make up P.",
+        _topp,
+        aliases=("top-p", "p"),
+        choices=("off",),
+    ),
     Command("greedy", "", "Always take the most likely character (the same as /temp 0).", _greedy),
-    Command("seed", "[N|off]", "Show or set the random seed: then the same text and settings give the same output.",
-            _seed, choices=("off",)),
-    Command("color", "[prob|sampled|entropy|off]", "Show or set what the colours mean, with a legend.", _color,
-            aliases=("colour",), choices=MODES),
-    Command("compare", "[T1 T2 …]",
-            "Continue the last seed at several temperatures in one pass (default 0.2 0.5 1.0 1.2).", _compare,
-            aliases=("cmp",)),
-    Command("score", "TEXT", "Colour TEXT by how likely the model finds each character and give its bits/char.",
-            _score),
-    Command("alts", "[N]", "Table of the last output's N least likely characters with the model's top 5 instead.",
-            _alts, aliases=("alternatives",)),
-    Command("info", "", "Describe the checkpoint: config, parameters, vocabulary, corpus, steps, val bits/char.",
-            _info),
-    Command("load", "PATH", "Switch to another checkpoint (file or run folder); on error the current one stays.",
-            _load, path=True),
-    Command("continue", "[on|off]", "Show or set whether the model's state carries across turns, chat-like.",
-            _continue, choices=("on", "off")),
+    Command(
+        "seed",
+        "[N|off]",
+        "Show or set the random seed: then the same text and settings give the same output.",
+        _seed,
+        choices=("off",),
+    ),
+    Command(
+        "color",
+        "[prob|sampled|entropy|off]",
+        "Show or set what the colours mean, with a legend.",
+        _color,
+        aliases=("colour",),
+        choices=MODES,
+    ),
+    Command(
+        "compare",
+        "[T1 T2 …]",
+        "Continue the last seed at several temperatures in one pass (default 0.2 0.5 1.0 1.2).",
+        _compare,
+        aliases=("cmp",),
+    ),
+    Command(
+        "score", "TEXT", "Colour TEXT by how likely the model finds each character and give its bits/char.", _score
+    ),
+    Command(
+        "alts",
+        "[N]",
+        "Table of the last output's N least likely characters with the model's top 5 instead.",
+        _alts,
+        aliases=("alternatives",),
+    ),
+    Command(
+        "info", "", "Describe the checkpoint: config, parameters, vocabulary, corpus, steps, val bits/char.", _info
+    ),
+    Command(
+        "load",
+        "PATH",
+        "Switch to another checkpoint (file or run folder); on error the current one stays.",
+        _load,
+        path=True,
+    ),
+    Command(
+        "continue",
+        "[on|off]",
+        "Show or set whether the model's state carries across turns, chat-like.",
+        _continue,
+        choices=("on", "off"),
+    ),
     Command("reset", "", "Forget the model's state and the last output (settings stay).", _reset),
-    Command("save", "FILE", "Save the transcript: plain text, or JSONL with probabilities if FILE ends .jsonl.",
-            _save, path=True),
+    Command(
+        "save",
+        "FILE",
+        "Save the transcript: plain text, or JSONL with probabilities if FILE ends .jsonl.",
+        _save,
+        path=True,
+    ),
     Command("quit", "", "Leave the REPL (Ctrl-D does too).", _quit, aliases=("exit", "q")),
 ]
 _COMMANDS.append(
-    Command("help", "[COMMAND]", "List the commands, or explain one.", _help, aliases=("?",),
-            choices=(*(c.name for c in _COMMANDS), "help"))
+    Command(
+        "help",
+        "[COMMAND]",
+        "List the commands, or explain one.",
+        _help,
+        aliases=("?",),
+        choices=(*(c.name for c in _COMMANDS), "help"),
+    )
 )
 
 REGISTRY = Registry(_COMMANDS)

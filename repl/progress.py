@@ -6,7 +6,14 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.text import Text
 
 from textgen_core.train import EvalStats, Reporter, StepStats, Trainer
@@ -34,15 +41,18 @@ class RichReporter(Reporter):
         self.task = None
         self.best: float | None = None
         self._last_log = 0.0
+        self._reading: Progress | None = None
+        self._reading_what: str | None = None
 
     def start(self, run: Trainer) -> None:
         c = run.config
         budget = f"{run.total_steps} steps" if run.total_steps is not None else f"{c.minutes:g} minutes"
         resumed = f", resuming at step {run.step}" if run.step else ""
+        procs = f" × {run.world.size} processes" if run.world.size > 1 else ""
         self.console.print(
             f"[bold]textgen train[/]: {run.model_config.describe()}, vocab {len(run.corpus.vocab)}, "
             f"{len(run.corpus.tokens):,} chars ({', '.join(s.name for s in run.corpus.sources)}), "
-            f"{run.device.type} {run.precision}, batch {c.batch_size}×{c.seq_len}, budget {budget}{resumed}"
+            f"{run.device.type} {run.precision}, batch {c.batch_size}×{c.seq_len}{procs}, budget {budget}{resumed}"
         )
         self.best = None if run.best_val == float("inf") else run.best_val
         if self.console.is_terminal:
@@ -99,6 +109,32 @@ class RichReporter(Reporter):
             line = Text(f"  T={temp:<4g} ", style="dim")
             line.append(visible(text).replace("\n", "⏎"))
             self.console.print(line, overflow="ellipsis", no_wrap=True)
+
+    def reading(self, what: str, done: int, total: int) -> None:
+        """A transient bar while a large corpus is read; a log (not a terminal) gets one line as the pass starts."""
+        if done >= total:
+            if self._reading is not None:
+                self._reading.stop()
+            self._reading, self._reading_what = None, None
+            return
+        if what != self._reading_what:
+            self._reading_what = what
+            if self.console.is_terminal:
+                self._reading = Progress(
+                    TextColumn(what),
+                    BarColumn(bar_width=24),
+                    DownloadColumn(),
+                    TransferSpeedColumn(),
+                    TimeRemainingColumn(),
+                    console=self.console,
+                    transient=True,
+                )
+                self._reading.add_task(what, total=total)
+                self._reading.start()
+            else:
+                self.console.print(f"{what} ({total / 1e6:,.0f} MB)…")
+        if self._reading is not None:
+            self._reading.update(self._reading.task_ids[0], completed=done)
 
     def saved(self, path: Path, reason: str) -> None:
         pass  # reported once at the end; each evaluation line already says when the best improved

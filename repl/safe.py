@@ -20,3 +20,14 @@ for _code in range(0x80, 0xA0):
 def visible(text: str) -> str:
     """Return `text` with every terminal control character replaced by a visible stand-in."""
     return text.translate(_TABLE)
+
+
+_JSON_TABLE = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
+
+
+def json_visible(text: str) -> str:
+    """JSON from ``json.dumps(..., ensure_ascii=False)`` with DEL and the C1 controls escaped too.
+
+    json.dumps escapes C0 controls in strings but passes DEL and C1 (U+0080–U+009F, where U+009B is a CSI)
+    through. Outside strings JSON is ASCII, so escaping them everywhere keeps it valid and equal in value."""
+    return text.translate(_JSON_TABLE)

@@ -190,3 +190,71 @@ class Terminal:
         self.child.send(line + "\r")
         self.wait_for(answer)
         return self.raw[mark:]
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    """What a user must see for any bad input: exit status 2 and exactly one line on stderr (holding every
+    needle), never a traceback."""
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def run_on_pty_stdout(args: list[str], env: dict[str, str], stdin: str, status: int = 0) -> bytes:
+    """Run with stdout and stderr on a pseudo-terminal but stdin piped; return the raw bytes the terminal got
+    (programs that check `isatty()` then behave as they do for a person)."""
+    master, slave = os.openpty()
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=slave, stderr=slave, env=env, cwd=ROOT)
+    os.close(slave)
+    assert proc.stdin is not None
+    proc.stdin.write(stdin.encode())
+    proc.stdin.close()
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=60) == status
+    return b"".join(chunks)
+
+
+def terminal_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a colour terminal, whatever the one running the tests is, with history kept in
+    `tmp_path` so that tests never touch the user's."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
+    env.update(PYTHONPATH=str(ROOT), TERM="xterm-256color", XDG_STATE_HOME=str(tmp_path / "state"), **extra)
+    return env
+
+
+@pytest.fixture
+def terminal(repl_checkpoint: Path, tmp_path: Path):
+    """The real `textgen repl` on the tiny model in a pseudo-terminal, its prompt up."""
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "repl.cli", "repl", "-c", str(repl_checkpoint), "--len", "60"],
+        env=terminal_env(tmp_path),
+        cwd=str(ROOT),
+        encoding="utf-8",
+        dimensions=(40, 120),
+    )
+    term = Terminal(child)
+    term.wait_for("type /help")
+    term.wait_for("model tiny")  # the bottom toolbar: the prompt is up
+    yield term
+    child.close(force=True)
+
+
+def injected_pythonpath(folder: Path, code: str) -> str:
+    """A PYTHONPATH under which every new interpreter first runs `code` (as its sitecustomize module): a fault
+    injected into the real program, which then runs unchanged in a subprocess."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(code, encoding="utf-8")
+    return os.pathsep.join([str(folder), str(ROOT)])

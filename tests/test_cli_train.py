@@ -6,16 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import TINY_TRAIN, make_text, run_cli
-
-
-def assert_one_line_error(proc, *needles: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
+from tests.conftest import TINY_TRAIN, assert_one_line_error, make_text, run_cli
 
 
 def test_help_lists_every_subcommand_with_an_example():

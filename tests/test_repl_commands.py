@@ -99,8 +99,14 @@ def test_value_rules(parse, good: dict, bad: list[str]) -> None:
 
 @given(st.text(max_size=40))
 def test_value_rules_never_raise_anything_else(text: str) -> None:
-    for parse in (cmd_repl.parse_temperature, cmd_repl.parse_length, cmd_repl.parse_top_k, cmd_repl.parse_top_p,
-                  cmd_repl.parse_seed, parse_temperatures):
+    for parse in (
+        cmd_repl.parse_temperature,
+        cmd_repl.parse_length,
+        cmd_repl.parse_top_k,
+        cmd_repl.parse_top_p,
+        cmd_repl.parse_seed,
+        parse_temperatures,
+    ):
         with contextlib.suppress(TextgenError):
             parse(text)
 

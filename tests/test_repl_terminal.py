@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from unittest import mock
 
 import pexpect
 import pytest
-from conftest import ANSI, ROOT, Terminal
+from conftest import ANSI, ROOT, Terminal, run_on_pty_stdout, terminal_env
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.input.typeahead import get_typeahead
 from prompt_toolkit.output import DummyOutput
@@ -37,7 +36,7 @@ def run_prompt(repl_session, text: str, tmp_path: Path, **kw):
 
 
 def test_prompt_session_reads_commands_seeds_and_multiline_input(repl_session, tmp_path: Path) -> None:
-    keys = "/temp 0.5\r" "the will\r" "\r" "first line\x1b\rsecond line\r" "/quit\r"
+    keys = "/temp 0.5\rthe will\r\rfirst line\x1b\rsecond line\r/quit\r"
     status, session, out = run_prompt(repl_session, keys, tmp_path, length=8)
     assert status == 0 and not session.running
     assert "temperature  0.5" in out
@@ -146,25 +145,6 @@ def test_other_keys_typed_while_streaming_go_to_the_next_prompt(repl_session) ->
 # ---- the real program through a pseudo-terminal -----------------------------------------------------------------
 
 
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
-    env.update(PYTHONPATH=str(ROOT), TERM="xterm-256color", XDG_STATE_HOME=str(tmp_path / "state"), **extra)
-    return env
-
-
-@pytest.fixture
-def terminal(repl_checkpoint: Path, tmp_path: Path):
-    child = pexpect.spawn(
-        sys.executable, ["-m", "repl.cli", "repl", "-c", str(repl_checkpoint), "--len", "60"],
-        env=_env(tmp_path), cwd=str(ROOT), encoding="utf-8", dimensions=(40, 120),
-    )
-    term = Terminal(child)
-    term.wait_for("type /help")
-    term.wait_for("model tiny")  # the bottom toolbar: the prompt is up
-    yield term
-    child.close(force=True)
-
-
 def test_the_real_repl_in_a_terminal(terminal: Terminal) -> None:
     term = terminal
     term.command("/temp 0.5", "temperature  0.5")
@@ -207,8 +187,13 @@ def _repl_cmd(ckpt: Path, *extra: str) -> list[str]:
 
 def test_piped_stdin_prints_a_continuation_without_escape_codes(repl_checkpoint: Path, tmp_path: Path) -> None:
     result = subprocess.run(
-        _repl_cmd(repl_checkpoint), input="the will\n/temp 0.3\n/tmep\n/quit\n", capture_output=True, text=True,
-        env=_env(tmp_path), cwd=ROOT, timeout=60,
+        _repl_cmd(repl_checkpoint),
+        input="the will\n/temp 0.3\n/tmep\n/quit\n",
+        capture_output=True,
+        text=True,
+        env=terminal_env(tmp_path),
+        cwd=ROOT,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in result.stdout
@@ -218,36 +203,15 @@ def test_piped_stdin_prints_a_continuation_without_escape_codes(repl_checkpoint:
     assert result.stdout.endswith("temperature  0.3\nunknown command /tmep — did you mean /temp?\n")
 
 
-def _run_on_a_pty_stdout(args: list[str], env: dict[str, str], stdin: str) -> str:
-    """Run with stdout on a terminal but stdin piped, and return what the terminal got."""
-    master, slave = os.openpty()
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=slave, stderr=slave, env=env, cwd=ROOT)
-    os.close(slave)
-    proc.stdin.write(stdin.encode())
-    proc.stdin.close()
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    assert proc.wait(timeout=60) == 0
-    return b"".join(chunks).decode()
-
-
 @pytest.mark.parametrize("how", ["NO_COLOR", "--no-color"])
 def test_no_color_on_a_terminal_writes_no_escape_codes(repl_checkpoint: Path, tmp_path: Path, how: str) -> None:
-    env = _env(tmp_path, **({"NO_COLOR": "1"} if how == "NO_COLOR" else {}))
+    env = terminal_env(tmp_path, **({"NO_COLOR": "1"} if how == "NO_COLOR" else {}))
     args = _repl_cmd(repl_checkpoint, *(["--no-color"] if how == "--no-color" else []))
-    shown = _run_on_a_pty_stdout(args, env, "the will\n/color\n/quit\n")
+    shown = run_on_pty_stdout(args, env, "the will\n/color\n/quit\n").decode()
     assert "the will" in shown and "chars/s" in shown
     assert "\x1b" not in shown
     # The same terminal without NO_COLOR does get colour: the check above is not vacuous.
-    assert "\x1b[" in _run_on_a_pty_stdout(_repl_cmd(repl_checkpoint), _env(tmp_path), "the will\n/quit\n")
+    assert b"\x1b[" in run_on_pty_stdout(_repl_cmd(repl_checkpoint), terminal_env(tmp_path), "the will\n/quit\n")
 
 
 def test_the_repl_never_imports_torch(repl_checkpoint: Path, tmp_path: Path) -> None:
@@ -257,8 +221,12 @@ def test_the_repl_never_imports_torch(repl_checkpoint: Path, tmp_path: Path) -> 
     )
     result = subprocess.run(
         [sys.executable, "-c", code, "repl", "-c", str(repl_checkpoint), "--len", "5"],
-        input="the will\n/compare\n/score the will\n/quit\n", capture_output=True, text=True,
-        env=_env(tmp_path), cwd=ROOT, timeout=60,
+        input="the will\n/compare\n/score the will\n/quit\n",
+        capture_output=True,
+        text=True,
+        env=terminal_env(tmp_path),
+        cwd=ROOT,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.rstrip().endswith("torch imported: False")

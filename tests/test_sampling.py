@@ -42,8 +42,9 @@ def test_temperature_is_the_books_reweight_distribution(temperature: float) -> N
         p = np.maximum(p, 1e-12)  # the book's formula needs log(p) > -inf
         p /= p.sum()
         logits = np.log(p) + rng.normal() * 5  # logits are log-probabilities up to a constant
-        np.testing.assert_allclose(apply_temperature(logits, temperature), reweight_distribution(p, temperature),
-                                   rtol=1e-9, atol=1e-15)
+        np.testing.assert_allclose(
+            apply_temperature(logits, temperature), reweight_distribution(p, temperature), rtol=1e-9, atol=1e-15
+        )
 
 
 def test_temperature_raises_no_numpy_warnings_on_extreme_logits() -> None:
@@ -156,8 +157,10 @@ def test_invalid_temperatures_are_one_line_errors(bad: object) -> None:
             apply_temperature(np.zeros(4), bad)
 
 
-@pytest.mark.parametrize(("field", "bad"), [("top_k", 0), ("top_k", 1.5), ("top_k", True), ("top_p", 0.0),
-                                            ("top_p", 1.5), ("top_p", math.nan)])
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [("top_k", 0), ("top_k", 1.5), ("top_k", True), ("top_p", 0.0), ("top_p", 1.5), ("top_p", math.nan)],
+)
 def test_invalid_top_k_and_top_p_are_errors(field: str, bad: object) -> None:
     with pytest.raises(TextgenError) as e:
         SamplingSettings(**{field: bad})

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 from pathlib import Path
 
 from .errors import TextgenError
+
+#: Temporary files are hidden siblings of their target: ``.NAME.tmp-PID``.
+TEMP_PREFIX = "."
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -19,7 +23,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     if not path.name or path.is_dir():
         raise TextgenError(f"{path}: is a folder; give a file name")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f"{TEMP_PREFIX}{path.name}.tmp-{os.getpid()}")
+    _remove_stale_temps(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -33,6 +38,34 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f"{path}: could not write ({e.strerror or e}); the previous file is intact; free space and retry"
         ) from None
     _fsync_dir(path.parent)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete the temporary files for `path` of writers that died mid-write (a SIGKILL, a power cut): each would
+    otherwise stay, as large as the file it was replacing, in a run folder that may be killed and resumed many
+    times. A writer that is still alive keeps its file, and other files are never touched. POSIX only: on
+    Windows `os.kill` would end the process."""
+    if os.name != "posix":
+        return
+    try:
+        candidates = list(path.parent.glob(f"{glob.escape(TEMP_PREFIX + path.name)}.tmp-*"))
+    except OSError:
+        return
+    for tmp in candidates:
+        pid = tmp.name.rpartition(".tmp-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, ValueError, OverflowError):  # not ours to signal (alive), or not a pid we can check
+        return True
+    return True
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

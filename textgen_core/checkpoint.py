@@ -9,10 +9,12 @@ values, vocabulary) before anything is used, and every problem becomes a one-lin
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from dataclasses import dataclass, field
 from importlib import resources
+from math import prod
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,31 @@ RESUME_NAME = "resume.safetensors"
 MAX_HEADER_BYTES = 1 << 20
 BUNDLED_NAME = "nietzsche.safetensors"
 _DTYPES = {"F32": 4, "F16": 2, "F64": 8}
+#: What to do about a damaged or foreign checkpoint (the end of most load errors).
+FIX = "re-download it, or retrain"
+
+
+class NewerFormat(ValueError):
+    """Metadata of a format version this textgen does not know: the fix is an upgrade, not a new file."""
+
+
+def _sniff(head: bytes) -> str:
+    """A guess at what a file that is not safetensors is, from its first bytes, for the error message."""
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive (a PyTorch .pt/.bin checkpoint?) renamed .safetensors"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a Python pickle (never loaded: unpickling can run code) renamed .safetensors"
+    return "truncated, or not a safetensors file"
+
+
+def _parse_json(data: bytes | str) -> object:
+    """`json.loads` whose every failure is a ValueError: deeply nested input raises RecursionError otherwise."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, a number of more than 4300 digits
+        raise ValueError("not valid JSON") from None
 
 
 @dataclass
@@ -69,17 +96,19 @@ class CheckpointMeta:
     def from_json(cls, text: str) -> CheckpointMeta:
         """Parse and validate; raises ValueError with a short reason."""
         try:
-            d = json.loads(text)
-        except json.JSONDecodeError:
-            raise ValueError("metadata is not valid JSON") from None
+            d = _parse_json(text)
+        except ValueError as e:
+            raise ValueError(f"metadata is {e}") from None
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ValueError("metadata is not textgen's")
         if d.get("version") != FORMAT_VERSION:
-            raise ValueError(f"format version {d.get('version')!r} is not supported by this textgen")
+            raise NewerFormat(f"format version {d.get('version')!r} is not supported by this textgen")
         config = ModelConfig.from_dict(d.get("config"))
         chars = d.get("vocab")
         if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
             raise ValueError("vocabulary is not a list of single characters")
+        if any("\ud800" <= c <= "\udfff" for c in chars):  # JSON can spell them; no terminal can print them
+            raise ValueError("vocabulary contains lone surrogates, which are not characters")
         if len(set(chars)) != len(chars):
             raise ValueError("vocabulary has repeated characters")
         bad = [c for c in chars if is_forbidden_control(c)]
@@ -89,11 +118,12 @@ class CheckpointMeta:
             raise ValueError(f"vocabulary has {len(chars)} characters but config says {config.vocab_size}")
         lowercase = d.get("lowercase", False)
         step = d.get("step", 0)
-        if not isinstance(lowercase, bool) or not isinstance(step, int) or step < 0:
+        if not isinstance(lowercase, bool) or type(step) is not int or step < 0:
             raise ValueError("metadata fields have the wrong type")
         for key in ("train_bpc", "val_bpc"):
-            if d.get(key) is not None and not isinstance(d[key], (int, float)):
-                raise ValueError(f"{key} is not a number")
+            value = d.get(key)
+            if value is not None and (type(value) not in (int, float) or not math.isfinite(value)):
+                raise ValueError(f"{key} is not a finite number")
         corpus = d.get("corpus", [])
         extra = d.get("extra", {})
         if not isinstance(corpus, list) or not isinstance(extra, dict) or not isinstance(d.get("command", ""), str):
@@ -181,76 +211,98 @@ def save(path: str | os.PathLike, tensors: dict[str, np.ndarray], meta: Checkpoi
     atomic_write_bytes(path, data)
 
 
-def _check_header(path: Path, size: int, f) -> None:
-    """Validate the safetensors framing ourselves first, so corrupt files give precise, cheap errors."""
+def _check_header(path: Path, size: int, f) -> dict:
+    """Validate the safetensors framing ourselves first, so corrupt files give precise, cheap errors; returns the
+    header (tensor name → dtype, shape, offsets; ``__metadata__``) so that nothing is read before it is checked."""
     what = f"{path}: not a valid textgen checkpoint"
     if size < 8:
-        raise TextgenError(f"{what} (file is truncated: {size} bytes); retrain or re-download it")
-    (n,) = struct.unpack("<Q", f.read(8))
+        raise TextgenError(f"{what} (file is truncated: {size} bytes); {FIX}")
+    first = f.read(8)
+    (n,) = struct.unpack("<Q", first)
     if n > size - 8:
-        raise TextgenError(f"{what} (header claims {n} bytes, file has {size}; truncated or not safetensors)")
+        raise TextgenError(f"{what} (header claims {n} bytes, file has {size}: {_sniff(first)}); {FIX}")
     if n > MAX_HEADER_BYTES:
-        raise TextgenError(f"{what} (header of {n} bytes is implausibly large)")
+        raise TextgenError(f"{what} (header of {n} bytes is implausibly large); {FIX}")
     try:
-        header = json.loads(f.read(n))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise TextgenError(f"{what} (header is not JSON; is it a zip or pickle renamed .safetensors?)") from None
+        header = _parse_json(f.read(n))
+    except ValueError as e:
+        raise TextgenError(f"{what} (header is {e}: {_sniff(first)}); {FIX}") from None
     if not isinstance(header, dict):
-        raise TextgenError(f"{what} (header is not an object)")
+        raise TextgenError(f"{what} (header is not an object); {FIX}")
     data_len = size - 8 - n
     for name, info in header.items():
         if name == "__metadata__":
             continue
         try:
             dtype, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
-            count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-            ok = dtype in _DTYPES and 0 <= start <= end <= data_len and end - start == count * _DTYPES[dtype]
+            # Python ints, not numpy's: a product of huge dimensions must not wrap around to a small number.
+            ok = all(type(x) is int and x >= 0 for x in (*shape, start, end))
+            ok = ok and dtype in _DTYPES and start <= end <= data_len and end - start == prod(shape) * _DTYPES[dtype]
         except (KeyError, TypeError, ValueError):
             ok = False
         if not ok:
-            raise TextgenError(f"{what} (tensor {name!r} is malformed or runs past the end of the file)")
+            raise TextgenError(f"{what} (tensor {name!r} is malformed or runs past the end of the file); {FIX}")
+    return header
+
+
+def _check_shapes(path: Path, header: dict, config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The weights the config needs, checked against the header before any is read (so a forged config cannot
+    make us build a huge shape table, and a mismatch costs no allocation)."""
+    stored = {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    # Each layer has four tensors: checked first so that `num_layers: 10**9` fails at once, not after building a
+    # table of four billion names.
+    if config.num_layers > len(stored):
+        raise TextgenError(
+            f"{path}: config says {config.num_layers} layers but the file holds only {len(stored)} weights; "
+            f"the checkpoint is damaged; {FIX}"
+        )
+    expected = config.tensor_shapes()
+    missing = set(expected) - set(stored)
+    if missing:
+        raise TextgenError(f"{path}: checkpoint lacks weights {', '.join(sorted(missing)[:3])}; {FIX}")
+    for name, shape in expected.items():
+        if stored[name] != shape:
+            raise TextgenError(
+                f"{path}: weight {name} has shape {stored[name]} but the config and vocabulary need {shape}; {FIX}"
+            )
+    return expected
 
 
 def load(arg: str | os.PathLike | None) -> Checkpoint:
-    """Load and validate a checkpoint (file, run folder, or None for the bundled model). Never runs code."""
+    """Load and validate a checkpoint (file, run folder, or None for the bundled model). Never runs code.
+
+    Order matters: framing, then metadata, then shapes, all from the header; only then are the expected
+    weights (and nothing else) read, and checked to be finite."""
     from safetensors import safe_open
 
     path = resolve_path(arg)
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
-            _check_header(path, size, f)
+            header = _check_header(path, size, f)
     except OSError as e:
         raise TextgenError(f"{path}: cannot read ({e.strerror or e})") from None
-    try:
-        with safe_open(str(path), framework="numpy") as sf:
-            raw_meta = (sf.metadata() or {}).get("textgen")
-            names = list(sf.keys())
-            arrays = {k: sf.get_tensor(k) for k in names}
-    except TextgenError:
-        raise
-    except Exception as e:  # safetensors raises several types for corrupt files
-        raise TextgenError(f"{path}: not a valid textgen checkpoint ({str(e).splitlines()[0][:120]})") from None
-    if raw_meta is None:
-        raise TextgenError(f"{path}: has no textgen metadata; it was not written by textgen")
+    stored_meta = header.get("__metadata__")
+    raw_meta = stored_meta.get("textgen") if isinstance(stored_meta, dict) else None
+    if not isinstance(raw_meta, str):
+        raise TextgenError(f"{path}: has no textgen metadata: textgen train did not write it; {FIX}")
     try:
         meta = CheckpointMeta.from_json(raw_meta)
+    except NewerFormat as e:
+        raise TextgenError(f"{path}: {e}; upgrade textgen to read it") from None
     except (ValueError, TypeError) as e:
-        raise TextgenError(f"{path}: bad checkpoint metadata ({e})") from None
-    expected = meta.config.tensor_shapes()
-    missing = set(expected) - set(arrays)
-    if missing:
-        raise TextgenError(f"{path}: checkpoint lacks weights {', '.join(sorted(missing)[:3])}")
+        raise TextgenError(f"{path}: bad checkpoint metadata ({e}); {FIX}") from None
+    expected = _check_shapes(path, header, meta.config)
+    try:
+        with safe_open(str(path), framework="numpy") as sf:
+            arrays = {k: sf.get_tensor(k) for k in expected}
+    except Exception as e:  # safetensors raises several types for corrupt files
+        raise TextgenError(f"{path}: not a valid textgen checkpoint ({str(e).splitlines()[0][:120]}); {FIX}") from None
     tensors: dict[str, np.ndarray] = {}
-    for name, shape in expected.items():
-        arr = arrays[name]
-        if tuple(arr.shape) != shape:
-            raise TextgenError(
-                f"{path}: weight {name} has shape {tuple(arr.shape)} but the config and vocabulary need {shape}"
-            )
+    for name, arr in arrays.items():
         arr = arr.astype(np.float32)
         if not np.isfinite(arr).all():
-            raise TextgenError(f"{path}: weight {name} contains NaN or Inf; this checkpoint is unusable")
+            raise TextgenError(f"{path}: weight {name} contains NaN or Inf; this checkpoint is unusable; {FIX}")
         tensors[name] = arr
     return Checkpoint(path=path, tensors=tensors, meta=meta)
 

@@ -70,13 +70,18 @@ class ModelConfig:
         return shapes
 
     def num_params(self) -> int:
-        total = 0
-        for shape in self.tensor_shapes().values():
-            n = 1
-            for s in shape:
-                n *= s
-            total += n
-        return total
+        """The number of weights, in closed form (the sum over `tensor_shapes`): a forged config or a flag such as
+        ``--num-layers 10**12`` must get its answer at once, not after building a table of its tensors."""
+        v, e, h, n = self.vocab_size, self.embed_dim, self.hidden_size, self.num_layers
+        first = 4 * h * (e + h) + 8 * h
+        later = 4 * h * (2 * h) + 8 * h
+        return v * e + first + (n - 1) * later + v * h + v
+
+    def training_bytes(self, batch_size: int, seq_len: int) -> int:
+        """A lower bound on the memory training needs: fp32 weights, their gradients and Adam's two moments, and the
+        fp32 logits of one batch. Only used to refuse sizes that cannot fit, so it must never overestimate (the
+        activations, which depend on precision and kernels, are left out)."""
+        return 4 * (4 * self.num_params() + batch_size * seq_len * self.vocab_size)
 
     def describe(self) -> str:
         """Short human label, e.g. `2×512 LSTM (3.3M params)`."""

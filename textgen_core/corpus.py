@@ -3,12 +3,18 @@
 A corpus is one or more text files concatenated in the order given. Line endings are normalised to ``\\n``
 (so a model trained on a Windows file accepts what people type). The validation split is the last
 ``val_fraction`` of the characters, as in the classic char-rnn / Keras recipes.
+
+Files are read in pieces (`SourceReader`) with the same checks and messages whatever their size, so a corpus
+larger than memory (`tokenfile`) and a small one held in memory follow one set of rules.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +24,11 @@ from .errors import TextgenError
 from .vocab import Vocabulary, is_forbidden_control
 
 DEFAULT_MAX_VOCAB = 1000
+#: Files are read this many bytes at a time, so reading needs the same memory whatever the file's size (a piece
+#: passes through a few copies: decoded text, code points, ids; tens of MB at most).
+CHUNK_BYTES = 1 << 20
+#: The characters `is_forbidden_control` refuses (all lie below U+00A0), as one regex: a scan runs at C speed.
+_FORBIDDEN = re.compile("[" + "".join(re.escape(chr(o)) for o in range(0xA0) if is_forbidden_control(chr(o))) + "]")
 
 
 @dataclass(frozen=True)
@@ -38,9 +49,13 @@ class Source:
 
 @dataclass
 class Corpus:
-    """Decoded, validated text plus its vocabulary and token ids."""
+    """Validated text as token ids, plus its vocabulary.
 
-    text: str
+    `tokens` is an in-memory array, or (`tokenfile.MappedCorpus`) a read-only memory map of a token file for
+    corpora larger than memory; `text` is the decoded text for the former and None for the latter.
+    """
+
+    text: str | None
     vocab: Vocabulary
     tokens: np.ndarray
     sources: list[Source]
@@ -48,50 +63,153 @@ class Corpus:
 
     def split(self, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
         """Return (train, validation) token arrays; validation is the last `val_fraction` of the text."""
-        n_val = int(len(self.tokens) * val_fraction)
-        return self.tokens[: len(self.tokens) - n_val], self.tokens[len(self.tokens) - n_val :]
+        cut = val_start(len(self.tokens), val_fraction)
+        return self.tokens[:cut], self.tokens[cut:]
+
+    def release(self) -> None:
+        """Give back memory held for tokens read so far; nothing to do for a corpus in memory (`MappedCorpus`)."""
 
 
-def _read_bytes(path: Path) -> bytes:
-    if not path.exists():
-        raise TextgenError(f"{path}: no such file; check the path")
-    if path.is_dir():
-        raise TextgenError(f"{path}: is a folder; give the text files inside it")
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise TextgenError(f"{path}: cannot read ({e.strerror or e}); check its permissions") from None
+def val_start(n: int, val_fraction: float) -> int:
+    """Where the validation split of an `n`-character text begins (training and `textgen eval` agree on it)."""
+    return n - int(n * val_fraction)
 
 
-def decode_text(path: Path, data: bytes, encoding: str) -> str:
-    """Decode `data`, normalise newlines and refuse text that looks binary. Errors name the file and offset."""
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise TextgenError(f"{path}: contains a NUL byte at byte offset {nul}; this looks like a binary file, not text")
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as e:
+def token_dtype(vocab_size: int) -> type[np.unsignedinteger]:
+    """The narrowest unsigned integer type that holds every id of a vocabulary this large."""
+    return np.uint8 if vocab_size <= 1 << 8 else np.uint16 if vocab_size <= 1 << 16 else np.uint32
+
+
+def code_points(text: str) -> np.ndarray:
+    """The code points of `text` as an array, one byte each for ASCII text (`isascii` costs nothing)."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def check_vocab_size(path: str | os.PathLike, n_chars: int, max_vocab: int) -> None:
+    if n_chars > max_vocab:
         raise TextgenError(
-            f"{path}: not valid {encoding} at byte offset {e.start}; pass --encoding (e.g. --encoding latin-1)"
-        ) from None
-    except LookupError:
-        raise TextgenError(f"unknown encoding {encoding!r}; use a Python codec name such as utf-8 or latin-1") from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    for i, ch in enumerate(text):
-        if is_forbidden_control(ch):
+            f"{path}: {n_chars} distinct characters (more than --max-vocab {max_vocab}); "
+            "this looks binary; check the file or raise --max-vocab"
+        )
+
+
+def check_not_empty(paths: list[str | os.PathLike], n_chars: int) -> None:
+    if n_chars == 0:
+        names = ", ".join(str(p) for p in paths)
+        raise TextgenError(f"{names}: the corpus is empty; give a file with text in it")
+
+
+class TextDecoder:
+    """Decodes one file given piece by piece, normalises newlines and refuses text that looks binary.
+
+    Errors name the file and give positions from the start of the file (byte offsets for bad bytes, character
+    positions in the decoded text for control characters) whatever the piece boundaries: the codec's incremental
+    decoder keeps a multi-byte character cut by a boundary, and a CR at the end of a piece waits for the next
+    one in case it is the first half of a CRLF.
+    """
+
+    def __init__(self, path: Path, encoding: str):
+        try:
+            b"".decode(encoding)  # the same LookupError as bytes.decode for unknown or non-text codecs
+            self._decoder = codecs.getincrementaldecoder(encoding)()
+        except LookupError:
             raise TextgenError(
-                f"{path}: contains the control character U+{ord(ch):04X} at character {i}; "
-                "this looks binary or like captured terminal output; remove such characters first"
+                f"unknown encoding {encoding!r}; use a Python codec name such as utf-8 or latin-1"
+            ) from None
+        self.path = path
+        self.encoding = encoding
+        self.bytes_in = 0
+        self.chars_out = 0
+        self._at_start = True
+        self._held_cr = False
+
+    def decode(self, data: bytes, final: bool = False) -> str:
+        nul = data.find(b"\x00")
+        if nul >= 0:
+            raise TextgenError(
+                f"{self.path}: contains a NUL byte at byte offset {self.bytes_in + nul}; "
+                "this looks like a binary file, not text"
             )
-    return text
+        buffered = len(self._decoder.getstate()[0])  # bytes of a character cut by the previous boundary
+        try:
+            text = self._decoder.decode(data, final)
+        except UnicodeDecodeError as e:
+            raise TextgenError(
+                f"{self.path}: not valid {self.encoding} at byte offset {self.bytes_in - buffered + e.start}; "
+                "pass --encoding (e.g. --encoding latin-1)"
+            ) from None
+        self.bytes_in += len(data)
+        if self._at_start and text:
+            self._at_start = False
+            text = text.removeprefix("\ufeff")
+        if self._held_cr:
+            text = "\r" + text
+        self._held_cr = not final and text.endswith("\r")
+        if self._held_cr:
+            text = text[:-1]
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        bad = _FORBIDDEN.search(text)
+        if bad:
+            raise TextgenError(
+                f"{self.path}: contains the control character U+{ord(bad.group()):04X} at character "
+                f"{self.chars_out + bad.start()}; this looks binary or like captured terminal output; "
+                "remove such characters first"
+            )
+        self.chars_out += len(text)
+        return text
+
+
+class SourceReader:
+    """Iterates over one corpus file as decoded, checked (and optionally lower-cased) pieces of text.
+
+    The file's sha256 and character count build up as it is read, so one pass gives the text and its `Source`;
+    `bytes_read` lets callers show progress.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, encoding: str = "utf-8", lowercase: bool = False, chunk_bytes: int = CHUNK_BYTES
+    ):
+        self.path = Path(path)
+        self.decoder = TextDecoder(self.path, encoding)
+        self.lowercase = lowercase
+        self.chunk_bytes = chunk_bytes
+        self.bytes_read = 0
+        self.chars = 0
+        self._sha = hashlib.sha256()
+
+    def __iter__(self) -> Iterator[str]:
+        path = self.path
+        if not path.exists():
+            raise TextgenError(f"{path}: no such file; check the path")
+        if path.is_dir():
+            raise TextgenError(f"{path}: is a folder; give the text files inside it")
+        try:
+            with open(path, "rb") as f:
+                while True:
+                    data = f.read(self.chunk_bytes)
+                    self._sha.update(data)
+                    self.bytes_read += len(data)
+                    text = self.decoder.decode(data, final=not data)
+                    if self.lowercase:
+                        text = text.lower()
+                    self.chars += len(text)
+                    if text:
+                        yield text
+                    if not data:
+                        return
+        except OSError as e:
+            raise TextgenError(f"{path}: cannot read ({e.strerror or e}); check its permissions") from None
+
+    def source(self) -> Source:
+        """The file's identity; complete once the iteration has finished."""
+        return Source(self.path.name, self._sha.hexdigest(), self.chars)
 
 
 def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     """Read and decode one text file with the same checks and messages as training (for eval and prompts)."""
-    path = Path(path)
-    return decode_text(path, _read_bytes(path), encoding)
+    return "".join(SourceReader(path, encoding))
 
 
 def load_corpus(
@@ -102,29 +220,19 @@ def load_corpus(
     max_vocab: int = DEFAULT_MAX_VOCAB,
     vocab: Vocabulary | None = None,
 ) -> Corpus:
-    """Read, decode and check the files; build the vocabulary (or check the text against a given one)."""
+    """Read, decode and check the files into memory; build the vocabulary (or check the text against a given one)."""
     if not paths:
         raise TextgenError("no corpus given; pass one or more text files")
     texts: list[str] = []
     sources: list[Source] = []
     for p in paths:
-        path = Path(p)
-        data = _read_bytes(path)
-        text = decode_text(path, data, encoding)
-        if lowercase:
-            text = text.lower()
-        texts.append(text)
-        sources.append(Source(path.name, hashlib.sha256(data).hexdigest(), len(text)))
+        reader = SourceReader(p, encoding, lowercase)
+        texts.append("".join(reader))
+        sources.append(reader.source())
     text = "".join(texts)
-    if not text:
-        names = ", ".join(str(p) for p in paths)
-        raise TextgenError(f"{names}: the corpus is empty; give a file with text in it")
+    check_not_empty(paths, len(text))
     built = Vocabulary.from_text(text)
-    if len(built) > max_vocab:
-        raise TextgenError(
-            f"{paths[0]}: {len(built)} distinct characters (more than --max-vocab {max_vocab}); "
-            "this looks binary; check the file or raise --max-vocab"
-        )
+    check_vocab_size(paths[0], len(built), max_vocab)
     if vocab is None:
         vocab = built
     else:
@@ -134,6 +242,5 @@ def load_corpus(
                 f"the corpus has characters the model's vocabulary lacks ({''.join(missing)[:20]!r}); "
                 "train a new model instead of --resume"
             )
-    dtype = np.uint8 if len(vocab) <= 256 else np.uint16
-    tokens = vocab.encode(text).ids.astype(dtype)
+    tokens = vocab.encode(text).ids.astype(token_dtype(len(vocab)))
     return Corpus(text=text, vocab=vocab, tokens=tokens, sources=sources, lowercase=lowercase)

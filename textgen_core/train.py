@@ -12,6 +12,12 @@ move. A run folder holds:
 
 Every file is replaced atomically. The learning-rate schedule is a function of progress through the budget
 (steps, or elapsed time for ``minutes``), so a resumed run follows the same curve as an uninterrupted one.
+
+Under torchrun (`distributed`) the corpus is cut into ``world size × batch_size`` streams and each rank trains on
+its own contiguous block of them, so a run with N ranks sees the data exactly as one process with batch
+``N × batch_size`` would; DistributedDataParallel averages the gradients. Rank 0 alone evaluates, reports and
+writes files; the resume file holds the state of every stream (gathered from all ranks) and every rank's RNG.
+Corpora of `tokenfile.MIN_BYTES` or more are read from a memory-mapped token file in the run folder.
 """
 
 from __future__ import annotations
@@ -25,22 +31,35 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from . import checkpoint as ckpt
+from . import tokenfile
 from .atomic import atomic_write_bytes
 from .config import ModelConfig
 from .corpus import DEFAULT_MAX_VOCAB, Corpus, Source, load_corpus
+from .distributed import World
 from .errors import TextgenError
 from .model import CharLSTM
 
 RESUME_NAME = ckpt.RESUME_NAME
+#: Optimisation settings a --resume may change when given explicitly (read afresh at every step).
+RESUME_MAY_CHANGE = ("lr", "clip")
 METRICS_NAME = "metrics.jsonl"
 SAMPLE_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 LN2 = math.log(2.0)
+Rows = TypeVar("Rows", np.ndarray, torch.Tensor)
+#: Evaluations score at most this many characters (the start of the validation split; more than the held-out
+#: tenth of Nietzsche or tiny Shakespeare): a multi-GB corpus's tenth would take hours to score at every
+#: evaluation and need gigabytes of int64 ids. (Scoring the default model on 2 CPU cores: ~9k chars/s measured
+#: on the shared machine, so this cap alone costs ~30 s there.)
+EVAL_MAX_CHARS = 1 << 18
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -141,6 +160,8 @@ class Reporter:
     def evaluated(self, stats: EvalStats) -> None: ...
     def saved(self, path: Path, reason: str) -> None: ...
     def finish(self, run: Trainer, reason: str) -> None: ...
+    def reading(self, what: str, done: int, total: int) -> None:
+        """Progress of a pass over a large corpus (building or checking its token file), in bytes."""
 
 
 def pick_device(name: str) -> torch.device:
@@ -163,14 +184,36 @@ def cpu_supports_bf16() -> bool:
 
 def pick_precision(name: str, device: torch.device) -> str:
     """`auto` = bf16 autocast where the hardware has it: measured 2× faster per step on a 2×512 LSTM here
-    with equal or better bpc at a fixed time budget (README, "Choosing the defaults")."""
+    with equal or better bpc at a fixed time budget (README, "Choosing the defaults"). fp16 (for GPUs without
+    bf16) scales the loss with a GradScaler so small gradients do not underflow."""
     if name == "auto":
         if device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
         return "bf16" if cpu_supports_bf16() else "fp32"
-    if name not in ("bf16", "fp32"):
-        raise TextgenError(f"--precision {name!r}: choose auto, bf16 or fp32")
+    if name not in ("bf16", "fp16", "fp32"):
+        raise TextgenError(f"--precision {name!r}: choose auto, bf16, fp16 or fp32")
+    if name == "fp16" and device.type != "cuda":
+        raise TextgenError("--precision fp16 is for CUDA GPUs; on a CPU use bf16 or fp32")
     return name
+
+
+def check_fits(model: ModelConfig, batch_size: int, seq_len: int, device: torch.device) -> None:
+    """Refuse a model that cannot fit the device's memory before building it: torch would fail with a long
+    allocation error, or (where the system overcommits memory) start and be killed by the OOM killer later."""
+    need = model.training_bytes(batch_size, seq_len)
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+    else:
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):  # not POSIX: let torch report it
+            return
+    if need > total:
+        raise TextgenError(
+            f"a {model.describe()} at batch {batch_size}×{seq_len} needs at least {need / 2**30:,.1f} GiB to train "
+            f"and this {device.type} has {total / 2**30:,.1f} GiB; lower --hidden-size, --num-layers, --embed-dim, "
+            "--batch-size or --seq-len"
+        )
 
 
 def cpu_threads() -> int:
@@ -186,10 +229,18 @@ def make_streams(tokens: np.ndarray, n_streams: int) -> np.ndarray:
     return np.ascontiguousarray(tokens[: n_streams * length].reshape(n_streams, length))
 
 
-def stream_batch(streams: torch.Tensor, offset: int, index: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+def stream_batch(streams: Rows, offset: int, index: int, seq_len: int) -> tuple[Rows, Rows]:
     """Inputs and targets (inputs shifted by one) for chunk `index` of every stream, starting at `offset`."""
     start = offset + index * seq_len
     return streams[:, start : start + seq_len], streams[:, start + 1 : start + seq_len + 1]
+
+
+def ids_to_device(ids: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A copy of `ids` (any integer array, a memory map's slice included) as int64 on `device`.
+
+    On CUDA the copy goes through pinned host memory, so the transfer is asynchronous."""
+    t = torch.from_numpy(np.asarray(ids, dtype=np.int64))
+    return t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t
 
 
 def epoch_offset(seed: int, epoch: int, seq_len: int) -> int:
@@ -236,7 +287,7 @@ def evaluate_bpc(
     for i, (r, m) in enumerate(zip(rows, masks, strict=True)):
         x[i, : len(r)] = r
         mask[i, : len(m)] = m
-    xt = torch.from_numpy(x).to(device)
+    xt = ids_to_device(x, device)
     mt = torch.from_numpy(mask).to(device)
     total = torch.zeros((), dtype=torch.float64, device=device)
     state = None
@@ -267,41 +318,55 @@ class Trainer:
         self.reporter = reporter or Reporter()
         self.command = command if command is not None else shlex.join(["textgen", *sys.argv[1:]])
         self.out = Path(config.out)
-        saved = self._read_resume() if resume else None
-        given = config
-        if saved is not None:
-            config = self._merge_resumed(config, saved[1])
-        self.config = config
-        self._check_budget()
-        self.device = pick_device(config.device)
-        self.precision = pick_precision(config.precision, self.device)
-        if self.device.type == "cpu":
-            torch.set_num_threads(cpu_threads())
-
-        self.corpus: Corpus = load_corpus(
-            config.corpus,
-            encoding=config.encoding,
-            lowercase=config.lowercase,
-            max_vocab=config.max_vocab,
-        )
-        train_tokens, self.val_tokens = self.corpus.split(config.val_fraction)
-        self._check_sizes(len(train_tokens))
-        self.model_config = config.model_config(len(self.corpus.vocab))
-        if saved is not None:
-            self._check_resume_matches(saved[1], given, explicit)
+        self.world = World.current()
+        with self.world.main_first():
+            saved = self._read_resume() if resume else None
+            given = config
+            if saved is not None:
+                self._check_world_size(saved[1])
+                config = self._merge_resumed(config, saved[1])
+                # Given explicitly, these apply on --resume too: it is how a diverged run goes on ("lower --lr").
+                config = replace(config, **{f: getattr(given, f) for f in RESUME_MAY_CHANGE if f in explicit})
+            self.config = config
+            self._check_budget()
+            self.device = pick_device(config.device)
+            if self.device.type == "cuda":  # under torchrun, the GPU of this rank (process_group selected it)
+                self.device = torch.device("cuda", torch.cuda.current_device())
+            self.precision = pick_precision(config.precision, self.device)
+            if self.device.type == "cpu":
+                torch.set_num_threads(max(1, cpu_threads() // self.world.local_size))
+            self.corpus = self._load_corpus()
+            train_tokens, val_tokens = self.corpus.split(config.val_fraction)
+            self.val_tokens = val_tokens[:EVAL_MAX_CHARS]
+            self._check_sizes(len(train_tokens))
+            self.model_config = config.model_config(len(self.corpus.vocab))
+            check_fits(self.model_config, config.batch_size, config.seq_len, self.device)
+            if saved is not None:
+                self._check_resume_matches(saved[1], given, explicit)
 
         torch.manual_seed(config.seed)
         self.model = CharLSTM(self.model_config).to(self.device)
+        if self.world.rank:
+            torch.manual_seed(config.seed + self.world.rank)  # own dropout masks; rank 0 keeps a 1-process run's
+        # `net` is what trains (it averages gradients across ranks); `model` is the plain module we evaluate and save.
+        self.net: torch.nn.Module = self.model
+        if self.world.size > 1:
+            self.net = DistributedDataParallel(
+                self.model, device_ids=[self.device] if self.device.type == "cuda" else None
+            )
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(),
             lr=config.lr,
             weight_decay=config.weight_decay,
             fused=self.device.type == "cuda",
         )
-        streams = make_streams(train_tokens, config.batch_size)
-        self.streams = torch.from_numpy(streams.astype(np.int64)).to(self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        # This rank's block of the world's streams. They stay uint8/uint16 on the host (a view of the corpus or of
+        # its memory map): each step copies out one (batch, seq_len + 1) window as int64.
+        b, r = config.batch_size, self.world.rank
+        self.streams = make_streams(train_tokens, self.world.size * b)[r * b : (r + 1) * b]
         # Leave room for the per-epoch offset (< seq_len) and the one-character target shift.
-        self.steps_per_epoch = (streams.shape[1] - 1 - config.seq_len) // config.seq_len
+        self.steps_per_epoch = (self.streams.shape[1] - 1 - config.seq_len) // config.seq_len
         self.state = self.model.initial_state(config.batch_size, self.device)
         self.step = 0
         self.elapsed = 0.0
@@ -312,7 +377,15 @@ class Trainer:
             self._restore(*saved)
         self._stop_requested = False
 
-    # ----- set-up checks -------------------------------------------------------------------------------
+    # ----- set-up --------------------------------------------------------------------------------------
+    def _load_corpus(self) -> Corpus:
+        """In memory, or (for large corpora) as a map of the run's token file, which is built on first use."""
+        c = self.config
+        settings = dict(encoding=c.encoding, lowercase=c.lowercase, max_vocab=c.max_vocab)
+        if tokenfile.corpus_bytes(c.corpus) < tokenfile.MIN_BYTES:
+            return load_corpus(c.corpus, **settings)
+        return tokenfile.load_token_corpus(c.corpus, self.out, progress=self.reporter.reading, **settings)
+
     def _check_budget(self) -> None:
         c = self.config
         if sum(x is not None for x in (c.steps, c.minutes, c.epochs)) > 1:
@@ -322,11 +395,12 @@ class Trainer:
 
     def _check_sizes(self, n_train: int) -> None:
         c = self.config
-        need = c.batch_size * (2 * c.seq_len + 2)
+        need = self.world.size * c.batch_size * (2 * c.seq_len + 2)
         if n_train < need:
+            procs = f" and {self.world.size} processes" if self.world.size > 1 else ""
             raise TextgenError(
                 f"corpus too short: {n_train} training characters, need at least {need} for --batch-size "
-                f"{c.batch_size} and --seq-len {c.seq_len}; add text or lower --batch-size / --seq-len"
+                f"{c.batch_size} and --seq-len {c.seq_len}{procs}; add text or lower --batch-size / --seq-len"
             )
         if len(self.val_tokens) < 2:
             raise TextgenError("the validation split is empty; add text or raise --val-fraction")
@@ -356,6 +430,16 @@ class Trainer:
         except Exception as e:  # corrupt resume state: say so, never traceback
             raise TextgenError(f"{path}: resume state is unreadable ({str(e).splitlines()[0][:100]})") from None
         return tensors, meta
+
+    def _check_world_size(self, meta: dict) -> None:
+        """Each rank continues its own streams and RNG, so a run resumes only with as many processes as it had."""
+        saved = int(meta.get("world_size", 1))
+        if saved != self.world.size:
+            had, now = (f"{n} process{'es' if n > 1 else ''}" for n in (saved, self.world.size))
+            raise TextgenError(
+                f"--resume: the run was trained by {had} and this is {now}; resume it with "
+                f"{'--nproc ' + str(saved) if saved > 1 else 'a single process (no --nproc, no torchrun)'}"
+            )
 
     def _merge_resumed(self, given: TrainConfig, meta: dict) -> TrainConfig:
         """Saved settings win, except the budget, evaluation cadence and device, which a resume may change.
@@ -408,11 +492,15 @@ class Trainer:
                     t = t.reshape(())
                 opt_state["state"].setdefault(int(idx), {})[name] = t
         self.optimizer.load_state_dict(opt_state)
-        self.state = (tensors["stream/h"], tensors["stream/c"])
-        self.state = tuple(torch.from_numpy(s).to(self.device) for s in self.state)  # type: ignore[assignment]
-        torch.set_rng_state(torch.from_numpy(tensors["rng/torch"]))
+        if self.scaler.is_enabled() and meta.get("grad_scaler"):
+            self.scaler.load_state_dict(meta["grad_scaler"])
+        # Streams are saved for the whole world, (layers, world × batch, hidden); RNG states one row per rank.
+        b, r, n = self.config.batch_size, self.world.rank, self.world.size
+        h, c = (np.ascontiguousarray(tensors[f"stream/{k}"][:, r * b : (r + 1) * b]) for k in "hc")
+        self.state = (torch.from_numpy(h).to(self.device), torch.from_numpy(c).to(self.device))
+        torch.set_rng_state(torch.from_numpy(tensors["rng/torch"].reshape(n, -1)[r]))
         if self.device.type == "cuda" and "rng/cuda" in tensors:
-            torch.cuda.set_rng_state(torch.from_numpy(tensors["rng/cuda"]), self.device)
+            torch.cuda.set_rng_state(torch.from_numpy(tensors["rng/cuda"].reshape(n, -1)[r]), self.device)
         self.step = int(meta["step"])
         self.elapsed = float(meta["elapsed"])
         self.best_val = float(meta["best_val"]) if meta["best_val"] is not None else math.inf
@@ -424,9 +512,18 @@ class Trainer:
             if best.val_bpc is not None and best.val_bpc < self.best_val:
                 self.best_val, self.best_step = best.val_bpc, best.step
 
-    def save_resume(self) -> Path:
+    def save_resume(self) -> Path | None:
+        """Write the resume file (rank 0; every rank must call this, as it gathers their state). Returns its path
+        on rank 0."""
         from safetensors.numpy import save as st_save
 
+        # Every stream of the corpus, (layers, world × batch, hidden), and each rank's RNG state as one row.
+        h, c = (self.world.gather(s.detach().float(), dim=1) for s in self.state)
+        rng = self.world.gather(torch.get_rng_state()[None])
+        cuda = self.device.type == "cuda"
+        rng_cuda = self.world.gather(torch.cuda.get_rng_state(self.device)[None]) if cuda else None
+        if not self.world.is_main:
+            return None
         tensors: dict[str, np.ndarray] = {f"model/{k}": v for k, v in self.model.to_numpy().items()}
         opt = self.optimizer.state_dict()
         for idx, st in opt["state"].items():
@@ -436,11 +533,11 @@ class Trainer:
                     if name == "step"
                     else t.detach().cpu().numpy().copy()
                 )
-        tensors["stream/h"] = self.state[0].detach().cpu().float().numpy().copy()
-        tensors["stream/c"] = self.state[1].detach().cpu().float().numpy().copy()
-        tensors["rng/torch"] = torch.get_rng_state().numpy().copy()
-        if self.device.type == "cuda":
-            tensors["rng/cuda"] = torch.cuda.get_rng_state(self.device).numpy().copy()
+        tensors["stream/h"] = h.cpu().numpy().copy()
+        tensors["stream/c"] = c.cpu().numpy().copy()
+        tensors["rng/torch"] = rng.numpy().copy()
+        if rng_cuda is not None:
+            tensors["rng/cuda"] = rng_cuda.cpu().numpy().copy()
         for name, arr in tensors.items():
             if arr.dtype.kind == "f" and not np.isfinite(arr).all():
                 raise TextgenError(f"refusing to save resume state: {name} contains NaN or Inf")
@@ -453,6 +550,8 @@ class Trainer:
             "best_val": None if math.isinf(self.best_val) else self.best_val,
             "best_step": self.best_step,
             "param_groups": opt["param_groups"],
+            "world_size": self.world.size,
+            "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
         }
         path = self.out / RESUME_NAME
         atomic_write_bytes(path, st_save(tensors, metadata={"resume": json.dumps(meta)}))
@@ -484,23 +583,28 @@ class Trainer:
         epoch, index = divmod(self.step, self.steps_per_epoch)
         if index == 0:
             self.state = self.model.initial_state(c.batch_size, self.device)
-        x, y = stream_batch(self.streams, epoch_offset(c.seed, epoch, c.seq_len), index, c.seq_len)
+        batch = stream_batch(self.streams, epoch_offset(c.seed, epoch, c.seq_len), index, c.seq_len)
+        x, y = (ids_to_device(a, self.device) for a in batch)
         lr = self.lr_at(self.budget_fraction())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            logits, state = self.model(x, self.state)
+        dtype = AUTOCAST_DTYPES.get(self.precision)
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            logits, state = self.net(x, self.state)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
-        value = float(loss.detach())
+        # The mean over ranks: the loss of the whole world's batch, and every rank stops together if it diverged.
+        value = self.world.mean(float(loss.detach()))
         if not math.isfinite(value):
             raise TextgenError(
                 f"training diverged at step {self.step + 1} (loss is {value}); the saved checkpoints are intact; "
                 "lower --lr and --resume"
             )
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.state = (state[0].detach().float(), state[1].detach().float())
         self.step += 1
         return value / LN2
@@ -523,8 +627,14 @@ class Trainer:
             samples=self.samples() if self.config.sample_len > 0 else {},
         )
         record = {k: v for k, v in asdict(stats).items() if k != "samples"}
-        with open(self.out / METRICS_NAME, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.out / METRICS_NAME, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:  # a full disk must not end in a traceback; the checkpoints were written atomically
+            raise TextgenError(
+                f"{self.out / METRICS_NAME}: could not write ({e.strerror or e}); the checkpoints are intact; "
+                "free space and --resume"
+            ) from None
         return stats
 
     def save_best(self, train_bpc: float | None, val_bpc: float) -> None:
@@ -564,7 +674,10 @@ class Trainer:
 
     def run(self, should_stop: Callable[[Trainer], bool] | None = None) -> str:
         """Train until the budget is spent or a stop is requested; returns "done" or "interrupted"."""
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TextgenError(f"--out {self.out}: cannot create it ({e.strerror or e}); choose another") from None
         c = self.config
         self.reporter.start(self)
         if self.done():
@@ -578,9 +691,13 @@ class Trainer:
         while not self.done():
             window.append(self._train_step())
             now = time.monotonic()
-            self.elapsed += now - last
+            stop = self._stop_requested or (should_stop is not None and should_stop(self))
+            # Ranks must decide alike: stop at the same step (a Ctrl-C reaches them at different moments), and
+            # share one clock so that a --minutes budget runs out at the same step everywhere.
+            stop, self.elapsed = self.world.agree(stop, self.elapsed + now - last)
             last = now
-            rate = (self.step - mark_step) * c.batch_size * c.seq_len / max(1e-9, now - mark_t)
+            chars = (self.step - mark_step) * self.world.size * c.batch_size * c.seq_len
+            rate = chars / max(1e-9, now - mark_t)
             self.reporter.step(
                 StepStats(
                     step=self.step,
@@ -593,12 +710,14 @@ class Trainer:
                     budget_fraction=self.budget_fraction(),
                 )
             )
-            stop = self._stop_requested or (should_stop is not None and should_stop(self))
             if self.step % c.eval_every == 0 or self.done() or stop:
-                if not stop or not (self.out / ckpt.WEIGHTS_NAME).exists():
+                if self.world.is_main and (not stop or not (self.out / ckpt.WEIGHTS_NAME).exists()):
                     self.reporter.evaluated(self.evaluate(sum(window) / len(window)))
-                    window = []
-                self.reporter.saved(self.save_resume(), "resume")
+                window = []
+                path = self.save_resume()
+                if path is not None:
+                    self.reporter.saved(path, "resume")
+                self.corpus.release()  # bounds the resident set of a mapped corpus to what a few hundred steps read
                 mark_t, mark_step = time.monotonic(), self.step  # evaluation does not count in chars/s
             if stop:
                 reason = "interrupted"

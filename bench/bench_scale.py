@@ -1,0 +1,196 @@
+"""Scaling up on this machine: training chars/s with 1 and 2 processes (DDP over gloo), and peak memory while
+training on a generated ≥ 1 GB corpus through its memory-mapped token file.
+
+    .venv/bin/python bench/bench_scale.py                   # a few minutes on a 2-core machine; run it idle
+    .venv/bin/python bench/bench_scale.py --only throughput
+    .venv/bin/python bench/bench_scale.py --only big --big-mb 64   # a quick check of the large-corpus path
+
+Throughput: the default model (2×512, batch 32×128 per process, precision auto) trains for --steps steps on
+Nietzsche; chars/s (all processes together) is timed by the trainer's own step events from step 10 to the last,
+so start-up and the final evaluation do not count. The processes split the cores evenly, as `textgen train --nproc`
+does. "1 × batch 64" shows one process doing the same work per step as two processes with batch 32. The
+configurations take turns, --repeats times, and the best run of each counts: on a shared machine another
+process's burst slows whichever run it meets (threads that wait on each other suffer most).
+
+Memory: Nietzsche repeated to ≥ 1 GiB (every copy with its lines rotated by a random amount, so no two copies
+align) in a temporary folder that is deleted afterwards. `textgen train` runs as users run it: it encodes the corpus
+into RUN/tokens.u8, trains a few steps, evaluates and saves; then `--resume` reuses the token file (hash check only).
+Peak RSS is the kernel's (wait4's ru_maxrss of that process); the resident part of the token map is sampled from
+/proc/PID/smaps while it runs. The same command on Nietzsche itself (600 KB, read into memory) gives the baseline:
+the difference is what the large corpus costs, the rest is torch and the model's training step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+NIETZSCHE = ROOT.parent / "shared" / "corpora" / "nietzsche.txt"
+TARGET_RSS_MB = 500
+WARM_STEPS = 10
+
+
+def _throughput_worker(rank: int, nproc: int, batch: int, steps: int, folder: Path) -> None:
+    import torch.distributed as dist
+
+    from textgen_core.train import Reporter, StepStats, TrainConfig, Trainer
+
+    if nproc > 1:
+        dist.init_process_group("gloo", init_method=f"file://{folder / 'store'}", rank=rank, world_size=nproc)
+    marks: list[tuple[int, float]] = []
+
+    class Clock(Reporter):
+        def step(self, stats: StepStats) -> None:
+            marks.append((stats.step, time.perf_counter()))
+
+    config = TrainConfig(
+        corpus=[str(NIETZSCHE)], out=str(folder / "run"), steps=steps, batch_size=batch, sample_len=0, device="cpu"
+    )
+    trainer = Trainer(config, reporter=Clock(), command="bench")
+    trainer.run()
+    if rank == 0:
+        (s0, t0), (s1, t1) = marks[WARM_STEPS - 1], marks[-1]
+        chars = (s1 - s0) * nproc * batch * config.seq_len
+        result = {"chars_per_s": chars / (t1 - t0), "ms_per_step": 1000 * (t1 - t0) / (s1 - s0)}
+        (folder / "result.json").write_text(json.dumps(result))
+    if nproc > 1:
+        dist.destroy_process_group()
+
+
+def throughput(nproc: int, batch: int, steps: int) -> dict:
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory(prefix="textgen-scale-") as tmp:
+        mp.spawn(_throughput_worker, args=(nproc, batch, steps, Path(tmp)), nprocs=nproc)
+        return json.loads((Path(tmp) / "result.json").read_text())
+
+
+def make_big_corpus(path: Path, size: int) -> None:
+    lines = NIETZSCHE.read_text(encoding="utf-8").split("\n")
+    rng = random.Random(0)
+    written = 0
+    with open(path, "w", encoding="utf-8") as f:
+        while written < size:
+            k = rng.randrange(len(lines))
+            copy = "\n".join(lines[k:] + lines[:k]) + "\n"
+            f.write(copy)
+            written += len(copy.encode("utf-8"))
+
+
+def run_measured(args: list[str]) -> dict:
+    """Run `textgen ARGS`; returns wall time, exit status, peak RSS and the largest resident size of the token map
+    seen, in MB, and the output lines with their times."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "COLUMNS": "200"}
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "repl.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    lines: list[tuple[float, str]] = []
+    map_kb = 0
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append((time.perf_counter() - start, line.rstrip()))
+
+    def sample() -> None:
+        nonlocal map_kb
+        while proc.returncode is None:
+            try:
+                rows = Path(f"/proc/{proc.pid}/smaps").read_text().splitlines()
+            except OSError:
+                return
+            in_map = False
+            for row in rows:
+                if not row[:1].isupper():  # a mapping's header line: "start-end perms offset dev inode path"
+                    in_map = row.endswith("/tokens.u8")
+                elif in_map and row.startswith("Rss:"):
+                    map_kb = max(map_kb, int(row.split()[1]))
+            time.sleep(0.5)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (read, sample)]
+    for t in threads:
+        t.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    threads[0].join()
+    return {
+        "seconds": time.perf_counter() - start,
+        "status": proc.returncode,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "map_mb": map_kb / 1024,
+        "lines": lines,
+    }
+
+
+def big_corpus(steps: int, megabytes: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="textgen-1g-") as tmp:
+        corpus, run = Path(tmp) / "big.txt", Path(tmp) / "run"
+        t = time.perf_counter()
+        make_big_corpus(corpus, megabytes << 20)
+        size = corpus.stat().st_size
+        print(f"generated {size / 1e9:.2f} GB in {time.perf_counter() - t:.0f} s ({corpus})")
+        common = ["--sample-len", "0", "--device", "cpu"]
+        base = Path(tmp) / "base"
+        runs = (
+            ("baseline: nietzsche.txt in memory", [str(NIETZSCHE), "--out", str(base), "--steps", str(steps)]),
+            ("large corpus, new run", [str(corpus), "--out", str(run), "--steps", str(steps)]),
+            ("large corpus, --resume", [str(corpus), "--out", str(run), "--steps", str(2 * steps), "--resume"]),
+        )
+        for label, args in runs:
+            r = run_measured(["train", *args, *common])
+            print(f"\n{label}: exit {r['status']}, {r['seconds']:.0f} s")
+            for at, line in r["lines"]:
+                print(f"  [{at:6.1f} s] {line}")
+            verdict = "ok" if r["peak_rss_mb"] <= TARGET_RSS_MB else "over"
+            print(
+                f"  peak RSS {r['peak_rss_mb']:.0f} MB (target ≤ {TARGET_RSS_MB}: {verdict}); "
+                f"token map resident: up to {r['map_mb']:.1f} MB"
+            )
+        tokens = run / "tokens.u8"
+        print(f"\ntoken file {tokens.name}: {tokens.stat().st_size / 1e9:.2f} GB for {size / 1e9:.2f} GB of text")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=60, help="steps per throughput run (default 60)")
+    parser.add_argument("--repeats", type=int, default=2, help="throughput runs per configuration (default 2)")
+    parser.add_argument("--big-steps", type=int, default=5, help="steps on the large corpus (default 5)")
+    parser.add_argument("--big-mb", type=int, default=1024, help="size of the large corpus in MiB (default 1024)")
+    parser.add_argument("--only", choices=("throughput", "big"), help="run one part")
+    args = parser.parse_args()
+    print(f"cores: {len(os.sched_getaffinity(0))}, load average now: {os.getloadavg()[0]:.2f}")
+    if args.only != "big":
+        print(f"\ntraining throughput, default model, {args.steps} steps, timed from step {WARM_STEPS}:")
+        configs = ((1, 32), (2, 32), (1, 64))
+        best: dict[tuple[int, int], dict] = {}
+        for _ in range(args.repeats):
+            for nproc, batch in configs:
+                r = throughput(nproc, batch, args.steps)
+                if (nproc, batch) not in best or r["chars_per_s"] > best[nproc, batch]["chars_per_s"]:
+                    best[nproc, batch] = r
+        base = best[configs[0]]["chars_per_s"]
+        for (nproc, batch), r in best.items():
+            print(
+                f"  {nproc} process{'es' if nproc > 1 else ''} × batch {batch}: {r['chars_per_s']:8,.0f} chars/s "
+                f"({r['ms_per_step']:.0f} ms/step, {r['chars_per_s'] / base:.2f}× one process)"
+            )
+        print(f"load average now: {os.getloadavg()[0]:.2f}")
+    if args.only != "throughput":
+        print(f"\nlarge corpus ({args.big_mb} MiB), {args.big_steps} steps:")
+        big_corpus(args.big_steps, args.big_mb)
+
+
+if __name__ == "__main__":
+    main()
