@@ -129,6 +129,9 @@ def process_group(device: torch.device) -> Iterator[World]:
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         yield World.current()
+        # Every rank reaches the end before any tears its connections down: gloo aborts a process
+        # ("terminate called without an active exception") whose peer closed the connection first.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
