@@ -112,3 +112,10 @@ def float_range(lo: float, hi: float, *, above: bool = False) -> Callable[[str],
 
     parse.__name__ = f"float_range({lo}, {hi})"
     return parse
+
+
+def add_checkpoint(parser: argparse.ArgumentParser) -> None:
+    """The `-c` option every command that reads a model takes (one definition, one help text)."""
+    parser.add_argument(
+        "-c", "--checkpoint", metavar="CKPT", help="a .safetensors file or a run folder (default: the bundled model)"
+    )

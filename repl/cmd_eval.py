@@ -16,9 +16,7 @@ DEFAULT_VAL_FRACTION = 0.1
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
-    p.add_argument(
-        "-c", "--checkpoint", metavar="CKPT", help="a .safetensors file or a run folder (default: the bundled model)"
-    )
+    argtypes.add_checkpoint(p)
     p.add_argument("files", nargs="+", metavar="FILE", help="text files, read one after the other like a corpus")
     p.add_argument(
         "--split",

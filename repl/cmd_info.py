@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from textgen_core.checkpoint import Checkpoint
 
+from . import argtypes
+
 NAME = "info"
 SUMMARY = "describe a checkpoint: config, parameters, vocabulary, corpus, steps, val bpc"
 EXAMPLE = "textgen info -c runs/book --json"
@@ -16,9 +18,7 @@ EXAMPLE = "textgen info -c runs/book --json"
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
-    p.add_argument(
-        "-c", "--checkpoint", metavar="CKPT", help="a .safetensors file or a run folder (default: the bundled model)"
-    )
+    argtypes.add_checkpoint(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=main)
 

@@ -14,6 +14,8 @@ from typing import TypeVar
 
 from textgen_core.errors import TextgenError
 
+from . import argtypes
+
 NAME = "repl"
 SUMMARY = "interactive session: type a seed, watch it continue, coloured by the model's probabilities"
 EXAMPLE = "textgen repl -c runs/book --temp 0.5"
@@ -96,9 +98,7 @@ def _flag(parse: Callable[[str], T]) -> Callable[[str], T]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
-    p.add_argument(
-        "-c", "--checkpoint", metavar="CKPT", help="a .safetensors file or a run folder (default: the bundled model)"
-    )
+    argtypes.add_checkpoint(p)
     p.add_argument(
         "--temp",
         type=_flag(parse_temperature),

@@ -31,9 +31,7 @@ FLUSH_EVERY = 0.03
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
-    p.add_argument(
-        "-c", "--checkpoint", metavar="CKPT", help="a .safetensors file or a run folder (default: the bundled model)"
-    )
+    argtypes.add_checkpoint(p)
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", default="", metavar="TEXT", help="seed text (default: start of a line)")
     prompt.add_argument("--prompt-file", metavar="FILE", help="read the seed text from a UTF-8 file")
