@@ -161,3 +161,19 @@ def test_diverging_loss_stops_without_overwriting_the_checkpoint(corpus_file, tm
     with pytest.raises(TextgenError, match="diverged at step 11"):
         t2.run()
     assert (out / "model.safetensors").read_bytes() == good
+
+
+def test_a_resume_file_missing_fields_is_a_one_line_error(corpus_file, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    out = tmp_path / "run"
+    Trainer(tiny_config(corpus_file, out, steps=4)).run()
+    path = out / "resume.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as f:
+        meta = json.loads(f.metadata()["resume"])
+    del meta["step"]
+    save_file(load_file(str(path)), str(path), metadata={"resume": json.dumps(meta)})
+    with pytest.raises(TextgenError, match=r"resume state is incomplete \(lacks step\)"):
+        Trainer(tiny_config(corpus_file, out, steps=8), resume=True)

@@ -48,6 +48,8 @@ from .errors import TextgenError
 from .model import CharLSTM
 
 RESUME_NAME = ckpt.RESUME_NAME
+#: Metadata every resume file holds; a file lacking one was damaged or hand-edited.
+RESUME_KEYS = ("config", "sources", "vocab", "step", "elapsed", "best_val", "best_step", "param_groups")
 #: Optimisation settings a --resume may change when given explicitly (read afresh at every step).
 RESUME_MAY_CHANGE = ("lr", "clip")
 METRICS_NAME = "metrics.jsonl"
@@ -429,6 +431,13 @@ class Trainer:
                 meta = json.loads((f.metadata() or {})["resume"])
         except Exception as e:  # corrupt resume state: say so, never traceback
             raise TextgenError(f"{path}: resume state is unreadable ({str(e).splitlines()[0][:100]})") from None
+        missing = [k for k in RESUME_KEYS if not isinstance(meta, dict) or k not in meta]
+        missing += [k for k in ("stream/h", "stream/c", "rng/torch") if k not in tensors]
+        if missing or not isinstance(meta.get("config"), dict):
+            raise TextgenError(
+                f"{path}: resume state is incomplete (lacks {', '.join(missing) or 'config'}); "
+                "start a new --out (model.safetensors there is still usable)"
+            )
         return tensors, meta
 
     def _check_world_size(self, meta: dict) -> None:
