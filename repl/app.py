@@ -8,7 +8,8 @@ Keys while streaming: generation runs in the main thread and, between printed ba
 prompt_toolkit `Input` the prompt reads from, in raw mode and without blocking. Up/Down and +/- change the
 temperature that the next characters are drawn with; Ctrl-C (a key in raw mode, not a signal) ends the run
 cleanly between two characters, so the model state stays consistent and empty Enter can carry on from there.
-Other keys typed meanwhile are handed back to the prompt as type-ahead. Outside streaming, Ctrl-C is a signal:
+Other keys typed meanwhile are handed back to the prompt as type-ahead. While a line's command or run
+executes, `statusline` pins the same toolbar to the terminal's last row. Outside streaming, Ctrl-C is a signal:
 the loop catches it (during /compare, /load, …) and returns to the prompt with the session intact.
 """
 
@@ -40,10 +41,11 @@ from textgen_core.generate import Generator, Token, sample_many, score
 from textgen_core.sampling import SamplingSettings
 from textgen_core.vocab import describe_unknown
 
-from .cmd_repl import MAX_TEMPERATURE, shown
+from .cmd_repl import MAX_TEMPERATURE
 from .commands import REGISTRY, Registry, fmt_opt
 from .render import StreamWriter, colour_tokens, legend, make_console, prob_style, shown_char, stats_line, styled
-from .safe import visible
+from .safe import shown, visible
+from .statusline import StatusLine
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
@@ -99,6 +101,8 @@ class Session:
         self.carry = False
         self.running = True
         self.keys = keys
+        #: The toolbar kept on the bottom row while output streams (prompt_toolkit shows it at the prompt).
+        self.status = StatusLine(console.file, self.toolbar) if keys is not None else None
         self.transcript: list[Turn] = []
         self.last_seed: str | None = None
         self._settings = settings
@@ -163,13 +167,17 @@ class Session:
         self.console.print(text, soft_wrap=True)
 
     def toolbar(self) -> str:
-        """The bottom toolbar under the prompt."""
+        """The bottom toolbar: under the prompt, and pinned to the last row while a command runs."""
         s = self.settings
         return (
             f" T {s.temperature:g} │ len {self.length:,} │ top-k {fmt_opt(s.top_k)} │ top-p {fmt_opt(s.top_p)} │ "
             f"seed {fmt_opt(self.seed)} │ colour {self.color} │ continue {'on' if self.carry else 'off'} │ "
             f"model {self.name} "
         )
+
+    def pinned_toolbar(self) -> contextlib.AbstractContextManager[None]:
+        """Keep the toolbar on the terminal's last row while the block runs (only on an interactive terminal)."""
+        return contextlib.nullcontext() if self.status is None else self.status.pinned()
 
     def help_overview(self, registry: Registry) -> None:
         table = Table.grid(padding=(0, 2))
@@ -273,6 +281,8 @@ class Session:
             temperature = round(min(max(self._settings.temperature + delta, 0.0), MAX_TEMPERATURE), 2)
             self.update(temperature=temperature)
             writer.insert(f"‹T {temperature:g}›")
+        if self.status is not None:
+            self.status.refresh()
         return False
 
     def _give_back(self, presses: list) -> None:
@@ -457,7 +467,8 @@ def interactive(session: Session, prompt: PromptSession) -> int:
         except EOFError:
             break
         try:
-            session.submit(line)
+            with session.pinned_toolbar():
+                session.submit(line)
         except KeyboardInterrupt:
             session.note("interrupted; the session goes on")
     return 0

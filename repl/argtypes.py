@@ -6,7 +6,7 @@ import argparse
 import math
 from collections.abc import Callable
 
-from .cmd_repl import shown
+from .safe import shown
 
 #: The largest whole number any option takes: numpy and torch hold seeds, counts and sizes in 64-bit integers,
 #: and a larger value would overflow there (a traceback, or a misleading message) instead of being refused here.

@@ -15,6 +15,7 @@ from typing import TypeVar
 from textgen_core.errors import TextgenError
 
 from . import argtypes
+from .safe import shown
 
 NAME = "repl"
 SUMMARY = "interactive session: type a seed, watch it continue, coloured by the model's probabilities"
@@ -28,11 +29,6 @@ MAX_TEMPERATURE = 10.0
 MAX_LENGTH = 100_000
 MAX_TOP_K = 100_000
 MAX_SEED = 2**32 - 1
-
-
-def shown(text: str) -> str:
-    """A user's value as quoted in an error message: shortened, since someone may paste a megabyte."""
-    return repr(text if len(text) <= 24 else text[:24] + "…")
 
 
 def number(text: str, kind: type, allowed: str, lo: float, hi: float) -> float:

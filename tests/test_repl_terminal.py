@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -230,3 +231,77 @@ def test_the_repl_never_imports_torch(repl_checkpoint: Path, tmp_path: Path) -> 
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.rstrip().endswith("torch imported: False")
+
+
+# ---- what the screen shows: a terminal emulator (pyte) draws the real program's output -------------------------
+
+
+class Screen:
+    """The real `textgen repl` in a pseudo-terminal whose output a VT emulator draws, so a test reads the
+    screen a person sees, row by row. It answers cursor position requests with the emulator's cursor."""
+
+    def __init__(self, child: pexpect.spawn, rows: int, cols: int):
+        import pyte
+
+        class Answering(pyte.Screen):
+            def write_process_input(self, data: str) -> None:
+                child.send(data)
+
+        self.child = child
+        self.screen = Answering(cols, rows)
+        self.stream = pyte.Stream(self.screen)
+
+    @property
+    def rows(self) -> list[str]:
+        return self.screen.display
+
+    def wait_until(self, what: str, check, timeout: float = 10.0) -> None:
+        deadline = time.perf_counter() + timeout
+        while not check():
+            if time.perf_counter() > deadline:
+                raise AssertionError(f"{what} did not happen within {timeout} s; screen:\n" + "\n".join(self.rows))
+            with contextlib.suppress(pexpect.TIMEOUT):
+                self.stream.feed(self.child.read_nonblocking(1 << 20, timeout=0.05))
+
+    def wait_for(self, text: str, timeout: float = 10.0) -> None:
+        self.wait_until(repr(text), lambda: any(text in row for row in self.rows), timeout)
+
+
+def test_the_toolbar_stays_on_the_bottom_row_while_a_run_streams(repl_checkpoint: Path, tmp_path: Path) -> None:
+    rows, cols = 12, 100
+    child = pexpect.spawn(
+        sys.executable,
+        _repl_cmd(repl_checkpoint)[1:],
+        env=terminal_env(tmp_path),
+        cwd=str(ROOT),
+        encoding="utf-8",
+        dimensions=(rows, cols),
+    )
+    term = Screen(child, rows, cols)
+    try:
+        term.wait_for("model tiny")
+        child.send("/len 100000\r")
+        term.wait_for("length  100,000")
+        child.send("the will\r")
+        term.wait_for("› the will")
+        # The run fills the screen and scrolls on, and the last row keeps showing the settings.
+        term.wait_until("a screenful of text", lambda: "the will" not in "".join(term.rows), timeout=20)
+        assert term.rows[-1].startswith(" T 0.8 │ len 100,000 │ top-k off"), term.rows
+        assert all(term.rows[:-1]), "every row above the toolbar holds streamed text"
+        child.send("\x1b[A")  # Up: the toolbar follows the new temperature mid-stream
+        term.wait_until("T 0.9 in the toolbar", lambda: term.rows[-1].startswith(" T 0.9 │"))
+        term.screen.resize(rows + 4, cols)  # the window grows: the toolbar moves to the new last row
+        child.setwinsize(rows + 4, cols)
+        term.wait_until("the toolbar on row 16", lambda: term.rows[-1].startswith(" T 0.9 │"))
+        assert term.screen.margins.bottom == rows + 2
+        child.sendcontrol("c")
+        term.wait_for("stopped (Ctrl-C)")
+        # Back at the prompt, prompt_toolkit draws the same toolbar in the same place.
+        term.wait_until("the prompt", lambda: any(row.startswith("›") for row in term.rows))
+        term.wait_until("its toolbar", lambda: term.rows[-1].startswith(" T 0.9 │ len 100,000"))
+        assert term.screen.margins is None, "the scroll region is given back to the terminal"
+        child.send("/quit\r")
+        child.expect(pexpect.EOF, timeout=10)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
