@@ -150,3 +150,61 @@ def test_shown_char_makes_whitespace_visible() -> None:
 def test_stats_line_reports_rate_bits_and_settings() -> None:
     line = render.stats_line(400, 0.2, 1.234, "T=0.5").plain
     assert line == "400 chars · 2,000 chars/s · 1.23 bits/char · T=0.5"
+
+
+# ---- the toolbar pinned while a run streams -------------------------------------------------------------------
+
+
+def _pty_writer(rows: int, cols: int):
+    """A text file on the slave side of a pseudo-terminal of the given size, and a reader of what it got."""
+    import fcntl
+    import os
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    out = os.fdopen(slave, "w", encoding="utf-8")
+
+    def written() -> str:
+        out.flush()
+        os.set_blocking(master, False)
+        try:
+            return os.read(master, 1 << 16).decode()
+        except BlockingIOError:
+            return ""
+
+    return out, written, lambda: (out.close(), os.close(master))
+
+
+def test_the_status_line_pins_a_scroll_region_and_always_gives_it_back() -> None:
+    from repl.statusline import StatusLine
+
+    out, written, close = _pty_writer(10, 40)
+    try:
+        status = StatusLine(out, lambda: " T 0.8 │ len 400 ")
+        with pytest.raises(KeyboardInterrupt), status.pinned():
+            codes = written()
+            assert "\x1b[1;9r" in codes and "\x1b[10;1H" in codes and " T 0.8 │ len 400 " in codes
+            raise KeyboardInterrupt  # a Ctrl-C mid-run
+        assert "\x1b[r" in written(), "the region is reset on the way out, whatever happened"
+        status.refresh()  # not pinned: nothing to redraw
+        assert written() == ""
+    finally:
+        close()
+
+
+@pytest.mark.parametrize("rows", [2, None])
+def test_no_status_line_on_a_tiny_terminal_or_without_one(rows: int | None) -> None:
+    from repl.statusline import StatusLine
+
+    if rows is None:
+        out, written, close = io.StringIO(), lambda: out.getvalue(), lambda: None
+    else:
+        out, written, close = _pty_writer(rows, 40)
+    try:
+        with StatusLine(out, lambda: " T 0.8 ").pinned():
+            pass
+        assert written() == ""
+    finally:
+        close()
