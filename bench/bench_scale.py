@@ -4,6 +4,7 @@ training on a generated ≥ 1 GB corpus through its memory-mapped token file.
     .venv/bin/python bench/bench_scale.py                   # a few minutes on a 2-core machine; run it idle
     .venv/bin/python bench/bench_scale.py --only throughput
     .venv/bin/python bench/bench_scale.py --only big --big-mb 64   # a quick check of the large-corpus path
+    .venv/bin/python bench/bench_scale.py --only memory            # where a training process's memory goes
 
 Throughput: the default model (2×512, batch 32×128 per process, precision auto) trains for --steps steps on
 Nietzsche; chars/s (all processes together) is timed by the trainer's own step events from step 10 to the last,
@@ -18,6 +19,10 @@ into RUN/tokens.u8, trains a few steps, evaluates and saves; then `--resume` reu
 Peak RSS is the kernel's (wait4's ru_maxrss of that process); the resident part of the token map is sampled from
 /proc/PID/smaps while it runs. The same command on Nietzsche itself (600 KB, read into memory) gives the baseline:
 the difference is what the large corpus costs, the rest is torch and the model's training step.
+
+Where the rest goes (`--only memory`): a fresh interpreter trains the default model on Nietzsche for a few steps
+and reports its resident set after each stage (import torch, the first optimizer, the trainer, the steps, the
+evaluation and saves).
 """
 
 from __future__ import annotations
@@ -74,6 +79,48 @@ def throughput(nproc: int, batch: int, steps: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="textgen-scale-") as tmp:
         mp.spawn(_throughput_worker, args=(nproc, batch, steps, Path(tmp)), nprocs=nproc)
         return json.loads((Path(tmp) / "result.json").read_text())
+
+
+def _memory_stages(out: Path) -> None:
+    """In a fresh interpreter: the resident set after each stage of a short default training on Nietzsche."""
+    import resource
+
+    def mb() -> tuple[float, float]:
+        now = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        return now / 2**20, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    stages = [("python", *mb())]
+    import torch
+
+    stages.append(("import torch", *mb()))
+    torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))])
+    stages.append(("first torch.optim optimizer (it imports torch._dynamo)", *mb()))
+    from textgen_core.train import Reporter, StepStats, TrainConfig, Trainer
+
+    class AfterSteps(Reporter):
+        def step(self, stats: StepStats) -> None:
+            if stats.step == WARM_STEPS:
+                stages.append((f"{WARM_STEPS} training steps", *mb()))
+
+    config = TrainConfig(corpus=[str(NIETZSCHE)], out=str(out / "run"), steps=WARM_STEPS, sample_len=0, device="cpu")
+    trainer = Trainer(config, reporter=AfterSteps(), command="bench")
+    stages.append(("corpus, default model, AdamW", *mb()))
+    trainer.run()
+    stages.append(("evaluation, checkpoint and resume file", *mb()))
+    (out / "stages.json").write_text(json.dumps(stages))
+
+
+def memory_stages() -> None:
+    import multiprocessing
+
+    with tempfile.TemporaryDirectory(prefix="textgen-mem-") as tmp:
+        proc = multiprocessing.get_context("spawn").Process(target=_memory_stages, args=(Path(tmp),))
+        proc.start()
+        proc.join()
+        stages = json.loads((Path(tmp) / "stages.json").read_text())
+    print(f"  {'stage':<56} {'RSS now':>9} {'peak':>9}")
+    for name, now, peak in stages:
+        print(f"  {name:<56} {now:6.0f} MB {peak:6.0f} MB")
 
 
 def make_big_corpus(path: Path, size: int) -> None:
@@ -168,10 +215,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="throughput runs per configuration (default 2)")
     parser.add_argument("--big-steps", type=int, default=5, help="steps on the large corpus (default 5)")
     parser.add_argument("--big-mb", type=int, default=1024, help="size of the large corpus in MiB (default 1024)")
-    parser.add_argument("--only", choices=("throughput", "big"), help="run one part")
+    parser.add_argument("--only", choices=("throughput", "big", "memory"), help="run one part")
     args = parser.parse_args()
     print(f"cores: {len(os.sched_getaffinity(0))}, load average now: {os.getloadavg()[0]:.2f}")
-    if args.only != "big":
+    if args.only in (None, "throughput"):
         print(f"\ntraining throughput, default model, {args.steps} steps, timed from step {WARM_STEPS}:")
         configs = ((1, 32), (2, 32), (1, 64))
         best: dict[tuple[int, int], dict] = {}
@@ -187,7 +234,10 @@ def main() -> None:
                 f"({r['ms_per_step']:.0f} ms/step, {r['chars_per_s'] / base:.2f}× one process)"
             )
         print(f"load average now: {os.getloadavg()[0]:.2f}")
-    if args.only != "throughput":
+    if args.only in (None, "memory"):
+        print("\nwhere a training process's memory goes (default model, Nietzsche, a fresh interpreter):")
+        memory_stages()
+    if args.only in (None, "big"):
         print(f"\nlarge corpus ({args.big_mb} MiB), {args.big_steps} steps:")
         big_corpus(args.big_steps, args.big_mb)
 
