@@ -55,8 +55,6 @@ class StatusLine:
         if size is None or size[0] < MIN_ROWS:
             yield
             return
-        # Make sure a row is free below the cursor (scrolling up if it is on the last one), keeping its column.
-        self._write(INDEX + REVERSE_INDEX)
         self._pin(size)
         try:
             yield
@@ -71,15 +69,22 @@ class StatusLine:
         if size is None or size[0] < MIN_ROWS:
             return
         if size != self._size:
-            self._unpin()
+            old_rows = self._size[0]
+            self._size = None
+            # A grown window still shows the old toolbar row: blank it. A shrunk one has cut it off, and the
+            # row now there may hold the cursor's line, which must stay.
+            self._write(f"{SAVE}\x1b[r{RESTORE}")
+            if old_rows <= size[0]:
+                self._write(f"{SAVE}\x1b[{old_rows};1H{ERASE_LINE}{RESTORE}")
             self._pin(size)
         elif self.text() != self._shown:
             self._draw()
 
     def _pin(self, size: tuple[int, int]) -> None:
-        # Setting the margins homes the cursor: save and restore around it.
+        # First make sure a row is free below the cursor (scrolling up if it is on the last one), keeping its
+        # column. Setting the margins homes the cursor: save and restore around it.
         self._size = size
-        self._write(f"{SAVE}\x1b[1;{size[0] - 1}r{RESTORE}")
+        self._write(f"{INDEX}{REVERSE_INDEX}{SAVE}\x1b[1;{size[0] - 1}r{RESTORE}")
         self._draw()
 
     def _draw(self) -> None:

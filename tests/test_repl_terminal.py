@@ -294,6 +294,14 @@ def test_the_toolbar_stays_on_the_bottom_row_while_a_run_streams(repl_checkpoint
         child.setwinsize(rows + 4, cols)
         term.wait_until("the toolbar on row 16", lambda: term.rows[-1].startswith(" T 0.9 │"))
         assert term.screen.margins.bottom == rows + 2
+        assert sum(row.startswith(" T 0.9 │") for row in term.rows) == 1, "no stale toolbar is left behind"
+        term.screen.resize(rows - 2, cols)  # it shrinks: the toolbar follows, and the text goes on above it
+        child.setwinsize(rows - 2, cols)
+        margins = lambda: term.screen.margins and term.screen.margins.bottom  # noqa: E731 (None: no region)
+        term.wait_until("a region down to row 9", lambda: margins() == rows - 4)
+        shown = list(term.rows)
+        term.wait_until("more text", lambda: term.rows[:-1] != shown[:-1])
+        assert term.rows[-1].startswith(" T 0.9 │"), term.rows
         child.sendcontrol("c")
         term.wait_for("stopped (Ctrl-C)")
         # Back at the prompt, prompt_toolkit draws the same toolbar in the same place.
