@@ -69,7 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    code = main()
+    if "textgen_core.distributed" in sys.modules:  # only `train` imports it; the REPL must not pay for torch
+        from textgen_core.distributed import exit_if_worker
+
+        exit_if_worker(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ rank, stopping together, exact resume, and the `--nproc` command line."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from tests.conftest import TINY_TRAIN, make_text, run_cli
+from tests.conftest import ROOT, TINY_TRAIN, make_text, run_cli
 from tests.test_train import tiny_config
 from textgen_core import checkpoint as ckpt
 from textgen_core.distributed import World
@@ -102,3 +105,24 @@ def test_nproc_trains_once_and_refuses_a_resume_with_another_world_size(tmp_path
     assert proc.stderr.strip().splitlines() == [
         "textgen: error: --resume: the run was trained by 2 processes and this is 1 process; resume it with --nproc 2"
     ]
+
+
+@pytest.mark.parametrize("world_size", ["2", "1"])
+def test_a_worker_ends_without_the_teardown_that_can_abort_it(world_size: str) -> None:
+    """Under torchrun (WORLD_SIZE > 1) the CLI's exit skips interpreter teardown, where torch's C++ threads could
+    abort a finished run with status 134; the exit status and the flushed output are kept. A plain process exits
+    normally."""
+    code = (
+        "import atexit, sys; atexit.register(lambda: print('teardown ran')); "
+        "import repl.cli, textgen_core.distributed; "
+        "repl.cli.main = lambda: (print('trained'), 3)[1]; repl.cli.run()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "WORLD_SIZE": world_size},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 3
+    assert proc.stdout == ("trained\n" if world_size == "2" else "trained\nteardown ran\n")
