@@ -22,6 +22,7 @@ import json
 import math
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -563,5 +564,8 @@ def main(args: argparse.Namespace) -> int:
     if keys is None:
         return piped(session, sys.stdin)
     history = Path(args.history).expanduser() if args.history else default_history()
+    # A program that a script starts in the background (`cmd &`) inherits SIGINT ignored, and so does what it
+    # starts; Ctrl-C must still stop /compare or /load here.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with quiet_terminal(sys.stdin.fileno()):
         return interactive(session, make_prompt(session, history, input=keys))

@@ -174,6 +174,13 @@ class Terminal:
             self._tail = ""
         self.seen += text
 
+    def pause(self, seconds: float) -> None:
+        """Let `seconds` pass while reading, as a terminal does: prompt_toolkit waits for the answer to its cursor
+        position request before it leaves raw mode, and a Ctrl-C sent meanwhile would be read as a key."""
+        end = time.perf_counter() + seconds
+        while (left := end - time.perf_counter()) > 0:
+            self.read(min(left, 0.05))
+
     def wait_for(self, text: str, timeout: float = 10.0) -> float:
         """Read until `text` shows after the last match; returns the seconds it took."""
         start = time.perf_counter()

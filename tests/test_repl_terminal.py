@@ -157,12 +157,12 @@ def test_the_real_repl_in_a_terminal(terminal: Terminal) -> None:
     term.command("/len 100000", "length  100,000")
     term.child.send("the will\r")
     term.wait_for("the will")
-    time.sleep(0.3)  # well into the run
+    term.pause(0.3)  # well into the run
     term.child.sendcontrol("c")
     assert term.wait_for("stopped (Ctrl-C)", timeout=1.0) < 1.0
     term.wait_for("›", timeout=1.0)
     term.child.send("/compare\r")
-    time.sleep(0.3)  # 4 × 100,000 characters: far from done
+    term.pause(0.3)  # 4 × 100,000 characters: far from done
     term.child.sendcontrol("c")
     assert term.wait_for("interrupted; the session goes on", timeout=1.0) < 1.0
     term.wait_for("›", timeout=1.0)
@@ -313,3 +313,29 @@ def test_the_toolbar_stays_on_the_bottom_row_while_a_run_streams(repl_checkpoint
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+def test_ctrl_c_works_even_when_sigint_was_inherited_ignored(repl_checkpoint: Path, tmp_path: Path) -> None:
+    """A script's background job (`cmd &`) passes SIGINT on ignored to what it starts; the REPL restores it."""
+    import signal
+
+    child = pexpect.spawn(
+        sys.executable,
+        _repl_cmd(repl_checkpoint)[1:],
+        env=terminal_env(tmp_path),
+        cwd=str(ROOT),
+        encoding="utf-8",
+        dimensions=(40, 120),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    term = Terminal(child)
+    try:
+        term.wait_for("model tiny")
+        term.command("the", "chars/s")
+        term.command("/len 100000", "length  100,000")
+        child.send("/compare\r")
+        term.pause(0.3)  # 4 × 100,000 characters: far from done
+        child.sendcontrol("c")
+        term.wait_for("interrupted; the session goes on", timeout=5)
+    finally:
+        child.close(force=True)
