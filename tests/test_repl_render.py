@@ -167,12 +167,15 @@ def _pty_writer(rows: int, cols: int):
     out = os.fdopen(slave, "w", encoding="utf-8")
 
     def written() -> str:
+        """Everything written so far: the kernel passes it to the master side a little later, so read until the
+        line has been quiet for 0.2 s."""
+        import select
+
         out.flush()
-        os.set_blocking(master, False)
-        try:
-            return os.read(master, 1 << 16).decode()
-        except BlockingIOError:
-            return ""
+        data = b""
+        while select.select([master], [], [], 0.2)[0]:
+            data += os.read(master, 1 << 16)
+        return data.decode()
 
     return out, written, lambda: (out.close(), os.close(master))
 
