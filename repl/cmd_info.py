@@ -15,6 +15,9 @@ NAME = "info"
 SUMMARY = "describe a checkpoint: config, parameters, vocabulary, corpus, steps, val bpc"
 EXAMPLE = "textgen info -c runs/book --json"
 
+#: Regularisers shown only when a model was trained with them (both are off by default).
+REGULARISERS = (("embed_dropout", "embedding dropout"), ("weight_drop", "weight drop"))
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
@@ -70,8 +73,9 @@ def render(info: dict) -> str:
         ("checkpoint", info["path"]),
         (
             "model",
-            f"{cfg['num_layers']}×{cfg['hidden_size']} LSTM, embedding {cfg['embed_dim']}, "
-            f"dropout {cfg['dropout']}, {info['params']:,} parameters",
+            f"{cfg['num_layers']}×{cfg['hidden_size']} LSTM, embedding {cfg['embed_dim']}, dropout {cfg['dropout']}"
+            + "".join(f", {label} {cfg[key]}" for key, label in REGULARISERS if cfg[key])
+            + f", {info['params']:,} parameters",
         ),
         (
             "vocabulary",
