@@ -69,13 +69,9 @@ class StatusLine:
         if size is None or size[0] < MIN_ROWS:
             return
         if size != self._size:
-            old_rows = self._size[0]
-            self._size = None
             # A grown window still shows the old toolbar row: blank it. A shrunk one has cut it off, and the
             # row now there may hold the cursor's line, which must stay.
-            self._write(f"{SAVE}\x1b[r{RESTORE}")
-            if old_rows <= size[0]:
-                self._write(f"{SAVE}\x1b[{old_rows};1H{ERASE_LINE}{RESTORE}")
+            self._unpin(clear=self._size[0] <= size[0])
             self._pin(size)
         elif self.text() != self._shown:
             self._draw()
@@ -95,12 +91,13 @@ class StatusLine:
         line = set_cell_size(visible(self._shown), cols - 1)
         self._write(f"{SAVE}\x1b[{rows};1H{RESET}{REVERSE}{line}{RESET}\x1b[K{RESTORE}")
 
-    def _unpin(self) -> None:
+    def _unpin(self, clear: bool = True) -> None:
+        """Give the whole screen back to scrolling; `clear` blanks the row the toolbar was drawn on."""
         if self._size is None:
             return
         rows = self._size[0]
         self._size = None
-        self._write(f"{SAVE}\x1b[r{RESTORE}{SAVE}\x1b[{rows};1H{ERASE_LINE}{RESTORE}")
+        self._write(f"{SAVE}\x1b[r{RESTORE}" + (f"{SAVE}\x1b[{rows};1H{ERASE_LINE}{RESTORE}" if clear else ""))
 
     def _write(self, codes: str) -> None:
         self.out.write(codes)

@@ -241,17 +241,24 @@ def terminal_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def terminal(repl_checkpoint: Path, tmp_path: Path):
-    """The real `textgen repl` on the tiny model in a pseudo-terminal, its prompt up."""
-    child = pexpect.spawn(
+def spawn_repl(ckpt: Path, tmp_path: Path, *, length: int = 40, rows: int = 40, cols: int = 120, **kw) -> pexpect.spawn:
+    """The real `textgen repl -c CKPT --len LENGTH` in a pseudo-terminal of `rows` × `cols` (extra keywords go to
+    pexpect.spawn)."""
+    return pexpect.spawn(
         sys.executable,
-        ["-m", "repl.cli", "repl", "-c", str(repl_checkpoint), "--len", "60"],
+        ["-m", "repl.cli", "repl", "-c", str(ckpt), "--len", str(length)],
         env=terminal_env(tmp_path),
         cwd=str(ROOT),
         encoding="utf-8",
-        dimensions=(40, 120),
+        dimensions=(rows, cols),
+        **kw,
     )
+
+
+@pytest.fixture
+def terminal(repl_checkpoint: Path, tmp_path: Path):
+    """The real `textgen repl` on the tiny model in a pseudo-terminal, its prompt up."""
+    child = spawn_repl(repl_checkpoint, tmp_path, length=60)
     term = Terminal(child)
     term.wait_for("type /help")
     term.wait_for("model tiny")  # the bottom toolbar: the prompt is up

@@ -14,7 +14,7 @@ from unittest import mock
 
 import pexpect
 import pytest
-from conftest import ANSI, ROOT, Terminal, run_on_pty_stdout, terminal_env
+from conftest import ANSI, ROOT, Terminal, run_on_pty_stdout, spawn_repl, terminal_env
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.input.typeahead import get_typeahead
 from prompt_toolkit.output import DummyOutput
@@ -269,14 +269,7 @@ class Screen:
 
 def test_the_toolbar_stays_on_the_bottom_row_while_a_run_streams(repl_checkpoint: Path, tmp_path: Path) -> None:
     rows, cols = 12, 100
-    child = pexpect.spawn(
-        sys.executable,
-        _repl_cmd(repl_checkpoint)[1:],
-        env=terminal_env(tmp_path),
-        cwd=str(ROOT),
-        encoding="utf-8",
-        dimensions=(rows, cols),
-    )
+    child = spawn_repl(repl_checkpoint, tmp_path, rows=rows, cols=cols)
     term = Screen(child, rows, cols)
     try:
         term.wait_for("model tiny")
@@ -319,15 +312,7 @@ def test_ctrl_c_works_even_when_sigint_was_inherited_ignored(repl_checkpoint: Pa
     """A script's background job (`cmd &`) passes SIGINT on ignored to what it starts; the REPL restores it."""
     import signal
 
-    child = pexpect.spawn(
-        sys.executable,
-        _repl_cmd(repl_checkpoint)[1:],
-        env=terminal_env(tmp_path),
-        cwd=str(ROOT),
-        encoding="utf-8",
-        dimensions=(40, 120),
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )
+    child = spawn_repl(repl_checkpoint, tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     term = Terminal(child)
     try:
         term.wait_for("model tiny")
