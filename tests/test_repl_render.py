@@ -159,6 +159,7 @@ def _pty_writer(rows: int, cols: int):
     """A text file on the slave side of a pseudo-terminal of the given size, and a reader of what it got."""
     import fcntl
     import os
+    import select
     import struct
     import termios
 
@@ -169,8 +170,6 @@ def _pty_writer(rows: int, cols: int):
     def written() -> str:
         """Everything written so far: the kernel passes it to the master side a little later, so read until the
         line has been quiet for 0.2 s."""
-        import select
-
         out.flush()
         data = b""
         while select.select([master], [], [], 0.2)[0]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -310,8 +311,6 @@ def test_the_toolbar_stays_on_the_bottom_row_while_a_run_streams(repl_checkpoint
 
 def test_ctrl_c_works_even_when_sigint_was_inherited_ignored(repl_checkpoint: Path, tmp_path: Path) -> None:
     """A script's background job (`cmd &`) passes SIGINT on ignored to what it starts; the REPL restores it."""
-    import signal
-
     child = spawn_repl(repl_checkpoint, tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     term = Terminal(child)
     try:
