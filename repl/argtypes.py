@@ -64,7 +64,8 @@ def fraction(text: str) -> float:
     return value
 
 
-def dropout(text: str) -> float:
+def below_one(text: str) -> float:
+    """A number in [0, 1): a dropout probability, or a moving average's decay (1 would never move)."""
     value = _number(text, float)
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be in [0, 1)")

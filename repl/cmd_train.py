@@ -58,14 +58,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     model.add_argument(
         "--dropout",
-        type=t.dropout,
+        type=t.below_one,
         metavar="P",
         help=f"dropout between layers and before the head (default {defaults.DEFAULT_DROPOUT})",
     )
-    model.add_argument("--embed-dropout", type=t.dropout, metavar="P", help="dropout on embeddings (default 0)")
+    model.add_argument("--embed-dropout", type=t.below_one, metavar="P", help="dropout on embeddings (default 0)")
     model.add_argument(
         "--weight-drop",
-        type=t.dropout,
+        type=t.below_one,
         metavar="P",
         help="DropConnect on recurrent weights, AWD-LSTM style (default 0)",
     )
@@ -81,6 +81,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--weight-decay", type=t.float_range(0, MAX_WEIGHT_DECAY), metavar="W", help="AdamW weight decay (default 0)"
     )
     opt.add_argument("--clip", type=t.positive_float, help="gradient norm clip (default 1.0)")
+    opt.add_argument(
+        "--ema",
+        type=t.below_one,
+        metavar="DECAY",
+        help="evaluate and save an exponential moving average of the weights with this decay per step, "
+        "e.g. 0.999 (default 0: off)",
+    )
     budget = p.add_argument_group("budget (one of; default --minutes 10; a resumed run counts from its start)")
     budget.add_argument("--steps", type=t.positive_int, metavar="N", help="total optimisation steps")
     budget.add_argument("--minutes", type=t.positive_float, metavar="M", help="total wall-clock minutes")

@@ -31,6 +31,8 @@ def test_train_then_info_and_resume(corpus_file, tmp_path):
         "0.2",
         "--embed-dropout",
         "0.1",
+        "--ema",
+        "0.9",
     )
     assert proc.returncode == 0, proc.stderr
     assert "eval step 20" in proc.stdout and "T=0.2" in proc.stdout and "T=1.2" in proc.stdout
@@ -41,6 +43,7 @@ def test_train_then_info_and_resume(corpus_file, tmp_path):
     info = json.loads(run_cli("info", "-c", str(out), "--json").stdout)
     assert info["step"] == 20 and info["best_step"] in (10, 20)
     assert info["config"]["hidden_size"] == 32 and info["config"]["weight_drop"] == 0.2
+    assert "--ema 0.9" in info["command"]
     assert info["params"] > 0 and info["val_bpc"] == pytest.approx(min(m["val_bpc"] for m in metrics))
     assert info["corpus"][0]["name"] == "corpus.txt"
 

@@ -20,7 +20,7 @@ from repl.cli import build_parser
 #: Options where 0 is meaningful (greedy, no warm-up, no dropout, no samples, seed 0, …).
 ZERO_ALLOWED = {
     "--temp", "--seed", "--warmup-steps", "--weight-decay", "--min-lr-ratio", "--sample-len", "--dropout",
-    "--embed-dropout", "--weight-drop",
+    "--embed-dropout", "--weight-drop", "--ema",
 }  # fmt: skip
 #: (command, option) → the smallest refused value above the allowed range.
 ABOVE_MAXIMUM = {
@@ -35,6 +35,7 @@ ABOVE_MAXIMUM = {
     ("train", "--dropout"): "1",
     ("train", "--embed-dropout"): "1",
     ("train", "--weight-drop"): "1",
+    ("train", "--ema"): "1",
     ("train", "--min-lr-ratio"): "1.01",
     ("train", "--lr"): "1.01",
     ("train", "--weight-decay"): "10.01",

@@ -97,19 +97,53 @@ def test_evaluate_bpc_matches_a_single_full_pass(corpus_file, tmp_path):
     assert evaluate_bpc(t.model, tokens, torch.device("cpu"), n_streams=8, burn_in=64) == pytest.approx(exact, rel=2e-3)
 
 
-def test_resume_equals_uninterrupted_run(corpus_file, tmp_path):
-    full = Trainer(tiny_config(corpus_file, tmp_path / "full", steps=24, dropout=0.3))
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_equals_uninterrupted_run(corpus_file, tmp_path, ema):
+    full = Trainer(tiny_config(corpus_file, tmp_path / "full", steps=24, dropout=0.3, ema=ema))
     full.run()
-    part = Trainer(tiny_config(corpus_file, tmp_path / "part", steps=24, dropout=0.3))
+    part = Trainer(tiny_config(corpus_file, tmp_path / "part", steps=24, dropout=0.3, ema=ema))
     assert part.run(should_stop=lambda tr: tr.step == 13) == "interrupted"
     assert part.step == 13 and ckpt.run_step(tmp_path / "part") == 13
     resumed = Trainer(tiny_config(corpus_file, tmp_path / "part", steps=24, dropout=0.3), resume=True)
-    assert resumed.step == 13
+    assert resumed.step == 13 and resumed.config.ema == ema
     assert resumed.run() == "done" and resumed.step == 24
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    for k in a:
-        assert torch.allclose(a[k], b[k], atol=1e-6), k
+    for a, b in ((full.model, resumed.model), (full.weights, resumed.weights)):
+        sa, sb = a.state_dict(), b.state_dict()
+        for k in sa:
+            assert torch.allclose(sa[k], sb[k], atol=1e-6), k
     assert resumed.best_val == pytest.approx(full.best_val, abs=1e-6)
+
+
+def test_ema_is_what_is_evaluated_and_saved(corpus_file, tmp_path):
+    out = tmp_path / "run"
+    t = Trainer(tiny_config(corpus_file, out, steps=30, lr=1e-2, ema=0.95, eval_every=30))
+    assert t.run() == "done"
+    trained, averaged = t.model.to_numpy(), t.weights.to_numpy()
+    saved = ckpt.load(out)
+    for k, v in saved.tensors.items():
+        assert np.array_equal(v, averaged[k]), k
+        assert not np.allclose(v, trained[k]), k  # the average lags the latest weights
+    model = CharLSTM.from_numpy(saved.config, saved.tensors)
+    assert evaluate_bpc(model, t.val_tokens, torch.device("cpu")) == pytest.approx(saved.meta.val_bpc, abs=1e-4)
+    assert saved.meta.extra["ema"] == 0.95
+
+
+def test_ema_turned_on_at_resume_averages_from_the_resumed_weights(corpus_file, tmp_path):
+    out = tmp_path / "run"
+    Trainer(tiny_config(corpus_file, out, steps=10)).run()
+    resumed = Trainer(tiny_config(corpus_file, out, steps=12, ema=0.99), resume=True, explicit=frozenset({"ema"}))
+
+    def weights(m: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v.clone() for k, v in m.state_dict().items()}
+
+    resumed._train_step()
+    first = weights(resumed.model)
+    for k, v in weights(resumed.weights).items():  # the average starts at the first weights after the resume
+        assert torch.equal(v, first[k]), k
+    resumed._train_step()
+    # The decay ramps up as (1 + n) / (10 + n): the second update keeps 2/11 of the average.
+    for k, v in weights(resumed.weights).items():
+        assert torch.allclose(v, 2 / 11 * first[k] + 9 / 11 * resumed.model.state_dict()[k], atol=1e-6), k
 
 
 def test_resume_refuses_a_different_corpus_or_model(corpus_file, tmp_path):

@@ -7,7 +7,8 @@ chunk of the same stream (detached), so the model sees long context while backpr
 move. A run folder holds:
 
 - ``model.safetensors``: the weights with the best validation bpc so far (what users sample from);
-- ``resume.safetensors``: the latest weights, Adam moments, LSTM stream state, RNG state and progress;
+- ``resume.safetensors``: the latest weights (and their moving average with ``ema``), Adam moments, LSTM stream
+  state, RNG state and progress;
 - ``metrics.jsonl``: one line per evaluation.
 
 Every file is replaced atomically. The learning-rate schedule is a function of progress through the budget
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel
 
 from . import checkpoint as ckpt
 from . import tokenfile
@@ -50,8 +52,9 @@ from .model import CharLSTM
 RESUME_NAME = ckpt.RESUME_NAME
 #: Metadata every resume file holds; a file lacking one was damaged or hand-edited.
 RESUME_KEYS = ("config", "sources", "vocab", "step", "elapsed", "best_val", "best_step", "param_groups")
-#: Optimisation settings a --resume may change when given explicitly (read afresh at every step).
-RESUME_MAY_CHANGE = ("lr", "clip")
+#: Optimisation settings a --resume may change when given explicitly (a run that turns --ema on averages from
+#: the weights it resumes with).
+RESUME_MAY_CHANGE = ("lr", "clip", "ema")
 METRICS_NAME = "metrics.jsonl"
 SAMPLE_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 LN2 = math.log(2.0)
@@ -87,6 +90,7 @@ class TrainConfig:
     warmup_steps: int = 100
     weight_decay: float = 0.0
     clip: float = 1.0
+    ema: float = 0.0
     steps: int | None = None
     minutes: float | None = None
     epochs: float | None = None
@@ -197,6 +201,19 @@ def pick_precision(name: str, device: torch.device) -> str:
     if name == "fp16" and device.type != "cuda":
         raise TextgenError("--precision fp16 is for CUDA GPUs; on a CPU use bf16 or fp32")
     return name
+
+
+def ema_update(decay: float) -> Callable[[list[torch.Tensor], list[torch.Tensor], torch.Tensor], None]:
+    """`AveragedModel`'s update for an exponential moving average of the weights.
+
+    The decay ramps up as (1 + n) / (10 + n) over the first updates (as TensorFlow's ExponentialMovingAverage
+    does with `num_updates`), so a short run's average is not dominated by its first, untrained weights."""
+
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
+        d = min(decay, (1 + float(n)) / (10 + float(n)))
+        torch._foreach_lerp_(averaged, current, 1 - d)
+
+    return update
 
 
 def check_fits(model: ModelConfig, batch_size: int, seq_len: int, device: torch.device) -> None:
@@ -377,7 +394,21 @@ class Trainer:
         self.total_steps = self._total_steps()
         if saved is not None:
             self._restore(*saved)
+        # With --ema the moving average of the weights is what is evaluated, saved and sampled: averaging the
+        # noise of the last few hundred steps away scores better than the latest weights (README, "Choosing the
+        # defaults"). Built after the restore, so that a resumed run that turns it on averages from its weights.
+        self.averaged: AveragedModel | None = None
+        if config.ema > 0:
+            self.averaged = AveragedModel(self.model, multi_avg_fn=ema_update(config.ema))
+            if saved is not None and saved[1].get("ema_updates"):
+                self.averaged.module.load_state_dict(self._model_tensors(saved[0], "ema/"))
+                self.averaged.n_averaged.fill_(int(saved[1]["ema_updates"]))
         self._stop_requested = False
+
+    @property
+    def weights(self) -> CharLSTM:
+        """The model that is evaluated, saved and sampled: the moving average with --ema, else the one training."""
+        return self.model if self.averaged is None else self.averaged.module  # type: ignore[return-value]
 
     # ----- set-up --------------------------------------------------------------------------------------
     def _load_corpus(self) -> Corpus:
@@ -485,10 +516,13 @@ class Trainer:
         if meta["vocab"] != self.corpus.vocab.chars:
             raise TextgenError("--resume: the corpus vocabulary differs from the run's; start a new --out")
 
+    @staticmethod
+    def _model_tensors(tensors: dict[str, np.ndarray], prefix: str) -> dict[str, torch.Tensor]:
+        """The weights stored under `prefix` in a resume file, as a state dict."""
+        return {k[len(prefix) :]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith(prefix)}
+
     def _restore(self, tensors: dict[str, np.ndarray], meta: dict) -> None:
-        self.model.load_state_dict(
-            {k[len("model/") :]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith("model/")}
-        )
+        self.model.load_state_dict(self._model_tensors(tensors, "model/"))
         opt_state = {
             "state": {},
             "param_groups": meta["param_groups"],
@@ -534,6 +568,8 @@ class Trainer:
         if not self.world.is_main:
             return None
         tensors: dict[str, np.ndarray] = {f"model/{k}": v for k, v in self.model.to_numpy().items()}
+        if self.averaged is not None:
+            tensors.update({f"ema/{k}": v for k, v in self.weights.to_numpy().items()})
         opt = self.optimizer.state_dict()
         for idx, st in opt["state"].items():
             for name, t in st.items():
@@ -561,6 +597,7 @@ class Trainer:
             "param_groups": opt["param_groups"],
             "world_size": self.world.size,
             "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "ema_updates": 0 if self.averaged is None else int(self.averaged.n_averaged),
         }
         path = self.out / RESUME_NAME
         atomic_write_bytes(path, st_save(tensors, metadata={"resume": json.dumps(meta)}))
@@ -614,12 +651,14 @@ class Trainer:
             )
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.model)
         self.state = (state[0].detach().float(), state[1].detach().float())
         self.step += 1
         return value / LN2
 
     def evaluate(self, train_bpc: float | None) -> EvalStats:
-        val = evaluate_bpc(self.model, self.val_tokens, self.device)
+        val = evaluate_bpc(self.weights, self.val_tokens, self.device)
         improved = val < self.best_val
         if improved:
             self.best_val, self.best_step = val, self.step
@@ -656,10 +695,10 @@ class Trainer:
             train_bpc=train_bpc,
             val_bpc=val_bpc,
             command=self.command,
-            extra={"precision": self.precision, "seq_len": self.config.seq_len},
+            extra={"precision": self.precision, "seq_len": self.config.seq_len, "ema": self.config.ema},
         )
         path = self.out / ckpt.WEIGHTS_NAME
-        ckpt.save(path, self.model.to_numpy(), meta)
+        ckpt.save(path, self.weights.to_numpy(), meta)
         self.reporter.saved(path, "best")
 
     def samples(self) -> dict[float, str]:
@@ -671,7 +710,7 @@ class Trainer:
         vocab = self.corpus.vocab
         prompt = vocab.decode(self.val_tokens[:40])
         settings = [SamplingSettings(temperature=t) for t in SAMPLE_TEMPERATURES]
-        model = NumpyLSTM(self.model_config, self.model.to_numpy())
+        model = NumpyLSTM(self.model_config, self.weights.to_numpy())
         rng = np.random.default_rng([self.config.seed, self.step])
         texts = ["" for _ in settings]
         for tokens in sample_many(
