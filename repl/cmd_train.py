@@ -62,12 +62,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="P",
         help=f"dropout between layers and before the head (default {defaults.DEFAULT_DROPOUT})",
     )
-    model.add_argument("--embed-dropout", type=t.below_one, metavar="P", help="dropout on embeddings (default 0)")
+    model.add_argument(
+        "--embed-dropout",
+        type=t.below_one,
+        metavar="P",
+        help=f"dropout on embeddings (default {defaults.DEFAULT_EMBED_DROPOUT})",
+    )
     model.add_argument(
         "--weight-drop",
         type=t.below_one,
         metavar="P",
-        help="DropConnect on recurrent weights, AWD-LSTM style (default 0)",
+        help=f"DropConnect on recurrent weights, AWD-LSTM style (default {defaults.DEFAULT_WEIGHT_DROP})",
     )
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=t.positive_int, metavar="N", help="parallel text streams (default 32)")

@@ -22,6 +22,8 @@ from textgen_core.distributed import World
 from textgen_core.train import Trainer
 
 WORLD = 2
+#: Every kind of dropout off: only then may two ranks match one process (each rank draws its own masks).
+NO_DROPOUT = dict(dropout=0.0, embed_dropout=0.0, weight_drop=0.0)
 
 
 def _flat_weights(t: Trainer) -> torch.Tensor:
@@ -34,7 +36,7 @@ def _worker(rank: int, corpus: Path, tmp: Path) -> None:
     try:
         world = World.current()
         # Two ranks with 4 streams each: no dropout, so the run must match one process with 8 streams (parent).
-        t = Trainer(tiny_config(corpus, tmp / "ddp", steps=6, batch_size=4, dropout=0.0, lr=1e-2))
+        t = Trainer(tiny_config(corpus, tmp / "ddp", steps=6, batch_size=4, **NO_DROPOUT, lr=1e-2))
         assert t.run() == "done"
         weights = world.gather(_flat_weights(t)[None])
         assert torch.equal(weights[0], weights[1]), "ranks hold different weights after a step"
@@ -70,7 +72,7 @@ def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_two_ranks_equal_one_process_with_their_streams_together(two_ranks):
     single = Trainer(
-        tiny_config(two_ranks / "corpus.txt", two_ranks / "single", steps=6, batch_size=8, dropout=0.0, lr=1e-2)
+        tiny_config(two_ranks / "corpus.txt", two_ranks / "single", steps=6, batch_size=8, **NO_DROPOUT, lr=1e-2)
     )
     single.run()
     ddp = torch.from_numpy(np.load(two_ranks / "ddp_weights.npy"))
