@@ -211,3 +211,20 @@ def test_a_resume_file_missing_fields_is_a_one_line_error(corpus_file, tmp_path)
     save_file(load_file(str(path)), str(path), metadata={"resume": json.dumps(meta)})
     with pytest.raises(TextgenError, match=r"resume state is incomplete \(lacks step\)"):
         Trainer(tiny_config(corpus_file, out, steps=8), resume=True)
+
+
+def test_a_resume_file_that_lost_its_moving_average_is_a_one_line_error(corpus_file, tmp_path):
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    out = tmp_path / "run"
+    Trainer(tiny_config(corpus_file, out, steps=4, ema=0.9)).run()
+    path = out / "resume.safetensors"
+    with safe_open(str(path), framework="numpy") as f:
+        metadata = f.metadata()
+    tensors = {k: v for k, v in load_file(str(path)).items() if not k.startswith("ema/")}
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(TextgenError, match=r"lacks the moving average.*--ema 0"):
+        Trainer(tiny_config(corpus_file, out, steps=8), resume=True)
+    # Turning the average off, as the message says, resumes.
+    assert Trainer(tiny_config(corpus_file, out, steps=8, ema=0.0), resume=True, explicit=frozenset({"ema"})).step == 4

@@ -394,14 +394,21 @@ class Trainer:
         self.total_steps = self._total_steps()
         if saved is not None:
             self._restore(*saved)
-        # With --ema the moving average of the weights is what is evaluated, saved and sampled: averaging the
-        # noise of the last few hundred steps away scores better than the latest weights (README, "Choosing the
-        # defaults"). Built after the restore, so that a resumed run that turns it on averages from its weights.
+        # With --ema the moving average of the weights is what is evaluated, saved and sampled. It averages away
+        # the noise of steps taken at a high learning rate (0.003 bpc in the tail of the bundled model's run) and
+        # changes next to nothing once the rate has annealed (README, "Choosing the defaults"). Built after the
+        # restore, so that a resumed run that turns it on averages from the weights it resumes with.
         self.averaged: AveragedModel | None = None
         if config.ema > 0:
             self.averaged = AveragedModel(self.model, multi_avg_fn=ema_update(config.ema))
             if saved is not None and saved[1].get("ema_updates"):
-                self.averaged.module.load_state_dict(self._model_tensors(saved[0], "ema/"))
+                averaged = self._model_tensors(saved[0], "ema/")
+                if averaged.keys() != self.model.state_dict().keys():
+                    raise TextgenError(
+                        f"{self.out / RESUME_NAME}: resume state is incomplete (lacks the moving average of the "
+                        "weights); resume with --ema 0 or start a new --out"
+                    )
+                self.averaged.module.load_state_dict(averaged)
                 self.averaged.n_averaged.fill_(int(saved[1]["ema_updates"]))
         self._stop_requested = False
 
