@@ -5,11 +5,14 @@ training on a generated ≥ 1 GB corpus through its memory-mapped token file.
     .venv/bin/python bench/bench_scale.py --only throughput
     .venv/bin/python bench/bench_scale.py --only big --big-mb 64   # a quick check of the large-corpus path
     .venv/bin/python bench/bench_scale.py --only memory            # where a training process's memory goes
+    python bench/bench_scale.py --only throughput --device cuda    # on a GPU: each precision, a large batch
 
-Throughput: the default model (2×512, batch 32×128 per process, precision auto) trains for --steps steps on
+Throughput: the default model (2×640, batch 32×128 per process, precision auto) trains for --steps steps on
 Nietzsche; chars/s (all processes together) is timed by the trainer's own step events from step 10 to the last,
 so start-up and the final evaluation do not count. The processes split the cores evenly, as `textgen train --nproc`
-does. "1 × batch 64" shows one process doing the same work per step as two processes with batch 32. The
+does. "1 × batch 64" shows one process doing the same work per step as two processes with batch 32. With
+`--device cuda` the rows are bf16, fp16 and fp32 autocast at batch 32, bf16 at batch 256 (a small batch leaves
+most of a large GPU idle), and two processes over NCCL where the machine has two GPUs. The
 configurations take turns, --repeats times, and the best run of each counts: on a shared machine another
 process's burst slows whichever run it meets (threads that wait on each other suffer most).
 
@@ -36,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,13 +50,18 @@ TARGET_RSS_MB = 500
 WARM_STEPS = 10
 
 
-def _throughput_worker(rank: int, nproc: int, batch: int, steps: int, folder: Path) -> None:
+def _throughput_worker(rank: int, run: Throughput, steps: int, corpus: Path, folder: Path) -> None:
+    import torch
     import torch.distributed as dist
 
     from textgen_core.train import Reporter, StepStats, TrainConfig, Trainer
 
+    nproc, batch = run.nproc, run.batch
     if nproc > 1:
-        dist.init_process_group("gloo", init_method=f"file://{folder / 'store'}", rank=rank, world_size=nproc)
+        if run.device == "cuda":
+            torch.cuda.set_device(rank)
+        backend = "nccl" if run.device == "cuda" else "gloo"
+        dist.init_process_group(backend, init_method=f"file://{folder / 'store'}", rank=rank, world_size=nproc)
     marks: list[tuple[int, float]] = []
 
     class Clock(Reporter):
@@ -60,7 +69,13 @@ def _throughput_worker(rank: int, nproc: int, batch: int, steps: int, folder: Pa
             marks.append((stats.step, time.perf_counter()))
 
     config = TrainConfig(
-        corpus=[str(NIETZSCHE)], out=str(folder / "run"), steps=steps, batch_size=batch, sample_len=0, device="cpu"
+        corpus=[str(corpus)],
+        out=str(folder / "run"),
+        steps=steps,
+        batch_size=batch,
+        sample_len=0,
+        device=run.device,
+        precision=run.precision,
     )
     trainer = Trainer(config, reporter=Clock(), command="bench")
     trainer.run()
@@ -73,11 +88,34 @@ def _throughput_worker(rank: int, nproc: int, batch: int, steps: int, folder: Pa
         dist.destroy_process_group()
 
 
-def throughput(nproc: int, batch: int, steps: int) -> dict:
+@dataclass(frozen=True)
+class Throughput:
+    """One configuration of the throughput table."""
+
+    nproc: int
+    batch: int
+    device: str = "cpu"
+    precision: str = "auto"
+
+    def label(self) -> str:
+        procs = f"{self.nproc} process{'es' if self.nproc > 1 else ''}"
+        return f"{procs} × batch {self.batch}" + (f", {self.precision}" if self.device == "cuda" else "")
+
+
+def throughput_configs(device: str, gpus: int) -> list[Throughput]:
+    """On CPUs: 1 and 2 processes, and one process doing two processes' work per step. On a GPU: each precision,
+    a batch large enough to fill the GPU, and one process per GPU over NCCL where there are two."""
+    if device == "cpu":
+        return [Throughput(1, 32), Throughput(2, 32), Throughput(1, 64)]
+    runs = [Throughput(1, 32, "cuda", p) for p in ("bf16", "fp16", "fp32")] + [Throughput(1, 256, "cuda", "bf16")]
+    return runs + ([Throughput(2, 32, "cuda", "bf16")] if gpus >= 2 else [])
+
+
+def throughput(run: Throughput, steps: int, corpus: Path) -> dict:
     import torch.multiprocessing as mp
 
     with tempfile.TemporaryDirectory(prefix="textgen-scale-") as tmp:
-        mp.spawn(_throughput_worker, args=(nproc, batch, steps, Path(tmp)), nprocs=nproc)
+        mp.spawn(_throughput_worker, args=(run, steps, corpus, Path(tmp)), nprocs=run.nproc)
         return json.loads((Path(tmp) / "result.json").read_text())
 
 
@@ -216,22 +254,30 @@ def main() -> None:
     parser.add_argument("--big-steps", type=int, default=5, help="steps on the large corpus (default 5)")
     parser.add_argument("--big-mb", type=int, default=1024, help="size of the large corpus in MiB (default 1024)")
     parser.add_argument("--only", choices=("throughput", "big", "memory"), help="run one part")
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="throughput on CPUs or GPUs (default cpu)"
+    )
+    parser.add_argument("--corpus", type=Path, default=NIETZSCHE, help=f"throughput corpus (default {NIETZSCHE})")
     args = parser.parse_args()
     print(f"cores: {len(os.sched_getaffinity(0))}, load average now: {os.getloadavg()[0]:.2f}")
     if args.only in (None, "throughput"):
+        import torch
+
+        if args.device == "cuda":
+            print(f"GPU: {torch.cuda.get_device_name()} × {torch.cuda.device_count()}; torch {torch.__version__}")
         print(f"\ntraining throughput, default model, {args.steps} steps, timed from step {WARM_STEPS}:")
-        configs = ((1, 32), (2, 32), (1, 64))
-        best: dict[tuple[int, int], dict] = {}
+        configs = throughput_configs(args.device, torch.cuda.device_count() if args.device == "cuda" else 0)
+        best: dict[Throughput, dict] = {}
         for _ in range(args.repeats):
-            for nproc, batch in configs:
-                r = throughput(nproc, batch, args.steps)
-                if (nproc, batch) not in best or r["chars_per_s"] > best[nproc, batch]["chars_per_s"]:
-                    best[nproc, batch] = r
+            for run in configs:
+                r = throughput(run, args.steps, args.corpus)
+                if run not in best or r["chars_per_s"] > best[run]["chars_per_s"]:
+                    best[run] = r
         base = best[configs[0]]["chars_per_s"]
-        for (nproc, batch), r in best.items():
+        for run, r in best.items():
             print(
-                f"  {nproc} process{'es' if nproc > 1 else ''} × batch {batch}: {r['chars_per_s']:8,.0f} chars/s "
-                f"({r['ms_per_step']:.0f} ms/step, {r['chars_per_s'] / base:.2f}× one process)"
+                f"  {run.label()}: {r['chars_per_s']:9,.0f} chars/s "
+                f"({r['ms_per_step']:.1f} ms/step, {r['chars_per_s'] / base:.2f}× the first row)"
             )
         print(f"load average now: {os.getloadavg()[0]:.2f}")
     if args.only in (None, "memory"):
