@@ -75,17 +75,39 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"DropConnect on recurrent weights, AWD-LSTM style (default {defaults.DEFAULT_WEIGHT_DROP})",
     )
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--batch-size", type=t.positive_int, metavar="N", help="parallel text streams (default 32)")
-    opt.add_argument("--seq-len", type=t.positive_int, metavar="N", help="BPTT length in characters (default 128)")
     opt.add_argument(
-        "--lr", type=t.float_range(0, MAX_LR, above=True), help="peak learning rate of AdamW (default 3e-3)"
+        "--batch-size",
+        type=t.positive_int,
+        metavar="N",
+        help=f"parallel text streams (default {defaults.DEFAULT_BATCH_SIZE})",
     )
-    opt.add_argument("--min-lr-ratio", type=t.unit_interval, metavar="R", help="final lr / peak lr (default 0.05)")
-    opt.add_argument("--warmup-steps", type=t.nonneg_int, metavar="N", help="linear warm-up steps (default 100)")
+    opt.add_argument(
+        "--seq-len",
+        type=t.positive_int,
+        metavar="N",
+        help=f"BPTT length in characters (default {defaults.DEFAULT_SEQ_LEN})",
+    )
+    opt.add_argument(
+        "--lr",
+        type=t.float_range(0, MAX_LR, above=True),
+        help=f"peak learning rate of AdamW (default {defaults.DEFAULT_LR:g})",
+    )
+    opt.add_argument(
+        "--min-lr-ratio",
+        type=t.unit_interval,
+        metavar="R",
+        help=f"final lr / peak lr (default {defaults.DEFAULT_MIN_LR_RATIO})",
+    )
+    opt.add_argument(
+        "--warmup-steps",
+        type=t.nonneg_int,
+        metavar="N",
+        help=f"linear warm-up steps (default {defaults.DEFAULT_WARMUP_STEPS})",
+    )
     opt.add_argument(
         "--weight-decay", type=t.float_range(0, MAX_WEIGHT_DECAY), metavar="W", help="AdamW weight decay (default 0)"
     )
-    opt.add_argument("--clip", type=t.positive_float, help="gradient norm clip (default 1.0)")
+    opt.add_argument("--clip", type=t.positive_float, help=f"gradient norm clip (default {defaults.DEFAULT_CLIP})")
     opt.add_argument(
         "--ema",
         type=t.below_one,

@@ -11,6 +11,13 @@ DEFAULT_LAYERS = 2
 DEFAULT_DROPOUT = 0.25
 DEFAULT_EMBED_DROPOUT = 0.1
 DEFAULT_WEIGHT_DROP = 0.25
+#: The training defaults that `textgen train --help` shows (`TrainConfig` in train.py uses them).
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_SEQ_LEN = 128
+DEFAULT_LR = 3e-3
+DEFAULT_MIN_LR_RATIO = 0.05
+DEFAULT_WARMUP_STEPS = 100
+DEFAULT_CLIP = 1.0
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,15 @@ from torch.optim.swa_utils import AveragedModel
 from . import checkpoint as ckpt
 from . import tokenfile
 from .atomic import atomic_write_bytes
-from .config import ModelConfig
+from .config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CLIP,
+    DEFAULT_LR,
+    DEFAULT_MIN_LR_RATIO,
+    DEFAULT_SEQ_LEN,
+    DEFAULT_WARMUP_STEPS,
+    ModelConfig,
+)
 from .corpus import DEFAULT_MAX_VOCAB, Corpus, Source, load_corpus
 from .distributed import World
 from .errors import TextgenError
@@ -83,13 +91,13 @@ class TrainConfig:
     dropout: float = ModelConfig.__dataclass_fields__["dropout"].default
     embed_dropout: float = ModelConfig.__dataclass_fields__["embed_dropout"].default
     weight_drop: float = ModelConfig.__dataclass_fields__["weight_drop"].default
-    batch_size: int = 32
-    seq_len: int = 128
-    lr: float = 3e-3
-    min_lr_ratio: float = 0.05
-    warmup_steps: int = 100
+    batch_size: int = DEFAULT_BATCH_SIZE
+    seq_len: int = DEFAULT_SEQ_LEN
+    lr: float = DEFAULT_LR
+    min_lr_ratio: float = DEFAULT_MIN_LR_RATIO
+    warmup_steps: int = DEFAULT_WARMUP_STEPS
     weight_decay: float = 0.0
-    clip: float = 1.0
+    clip: float = DEFAULT_CLIP
     ema: float = 0.0
     steps: int | None = None
     minutes: float | None = None
