@@ -58,6 +58,11 @@ def _worker(rank: int, corpus: Path, tmp: Path) -> None:
         dist.barrier()  # see textgen_core.distributed.process_group: no rank closes its connections first
     finally:
         dist.destroy_process_group()
+    # Passed: end as the CLI's workers end (textgen_core.distributed.exit_if_worker), skipping the interpreter's
+    # teardown, where a C++ thread of torch can abort the process with SIGABRT after a clean run.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _run_ranks(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -73,9 +78,10 @@ def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Runs `_worker` on 2 ranks once; returns the folder with their runs.
 
     One of four clean-clone CI runs on 2026-11-27 saw a rank die of SIGABRT in native code ("terminate called
-    without an active exception", no Python error), while this file passed alone eleven times in a row. A rank
-    killed by a signal is therefore run once more in a fresh folder. A failed assertion in a rank raises
-    `ProcessRaisedException` instead, which is never retried."""
+    without an active exception", no Python error), while this file passed alone eleven times in a row: the
+    message of the teardown abort that `exit_if_worker` avoids, which `_worker` now avoids the same way. Should
+    a rank still be killed by a signal, the ranks run once more in a fresh folder. A failed assertion in a rank
+    raises `ProcessRaisedException` instead, which is never retried."""
     try:
         return _run_ranks(tmp_path_factory)
     except mp.ProcessExitedException as e:
