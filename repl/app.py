@@ -388,7 +388,10 @@ class Session:
 
 def _user_path(text: str) -> Path:
     """A path typed at the prompt, `~` expanded. The checks pathlib may raise on (an unknown `~user`, a name
-    too long for the filesystem) become one-line errors."""
+    too long for the filesystem) become one-line errors, and so does a NUL character, which no path can hold
+    (Ctrl-@ types one; pathlib answers "does not exist" for it, and opening it raises ValueError)."""
+    if "\0" in text:
+        raise TextgenError(f"cannot use {shown(text)} as a path (it contains a NUL character)")
     try:
         path = Path(text).expanduser()
         path.exists()

@@ -276,6 +276,8 @@ def test_load_switches_and_a_bad_checkpoint_keeps_the_old_one(repl_session, tmp_
     s.submit("/load " + "x" * 5000)  # longer than any file name may be
     s.submit("/load ~nosuchuser/model.safetensors")
     assert "/load: cannot use 'xxxx" in out.getvalue() and "/load: cannot use '~nosuchuser" in out.getvalue()
+    s.submit("/load model\0.safetensors")  # Ctrl-@ types a NUL, which no path can hold
+    assert out.getvalue().splitlines()[-1].endswith("as a path (it contains a NUL character)")
     assert s.loaded is old
     other = write_random_checkpoint(tmp_path / "other.safetensors", hidden=16, seed=1)
     s.submit(f"/load {other}")
@@ -303,6 +305,8 @@ def test_save_writes_text_and_jsonl(repl_session, tmp_path: Path) -> None:
         assert "is a folder; give a file name" in out.getvalue().splitlines()[-1]
     s.submit(f"/save {tmp_path / 'no' / 'such' / 'dir.txt'}")
     assert "/save: " in out.getvalue().splitlines()[-1] and "could not write" in out.getvalue()
+    s.submit(f"/save {tmp_path / 'a'}\0.txt")
+    assert out.getvalue().splitlines()[-1].endswith("as a path (it contains a NUL character)")
 
 
 def test_help_lists_every_command_and_explains_one(repl_session) -> None:
