@@ -115,12 +115,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="evaluate and save an exponential moving average of the weights with this decay per step, "
         "e.g. 0.999 (default 0: off)",
     )
-    budget = p.add_argument_group("budget (one of; default --minutes 10; a resumed run counts from its start)")
+    budget = p.add_argument_group(
+        "budget (one of; default --minutes 10, or the run's own on --resume; a resumed run counts from its start)"
+    )
     budget.add_argument("--steps", type=t.positive_int, metavar="N", help="total optimisation steps")
     budget.add_argument("--minutes", type=t.positive_float, metavar="M", help="total wall-clock minutes")
     budget.add_argument("--epochs", type=t.positive_float, metavar="E", help="passes over the training text")
     run = p.add_argument_group("run")
-    run.add_argument("--eval-every", type=t.positive_int, metavar="N", help="evaluate every N steps (default 200)")
+    run.add_argument(
+        "--eval-every",
+        type=t.positive_int,
+        metavar="N",
+        help="evaluate every N steps (default 200, or the run's own on --resume)",
+    )
     run.add_argument(
         "--sample-len",
         type=t.int_range(0, MAX_LENGTH),

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import run_cli
 from textgen_core import checkpoint as ckpt
 from textgen_core.atomic import atomic_write_bytes
 from textgen_core.errors import TextgenError
@@ -112,6 +113,22 @@ def test_resume_equals_uninterrupted_run(corpus_file, tmp_path, ema):
         for k in sa:
             assert torch.allclose(sa[k], sb[k], atol=1e-6), k
     assert resumed.best_val == pytest.approx(full.best_val, abs=1e-6)
+
+
+def test_a_bare_resume_goes_on_with_the_runs_budget_and_evaluation_cadence(corpus_file, tmp_path):
+    """`textgen train CORPUS --out RUN --resume` with no other flag ends where the uninterrupted run would have,
+    evaluating as often as it did; a budget given on the command line replaces the run's."""
+    out = tmp_path / "run"
+    part = Trainer(tiny_config(corpus_file, out, steps=30, eval_every=6))
+    assert part.run(should_stop=lambda tr: tr.step == 13) == "interrupted"
+    proc = run_cli("train", str(corpus_file), "--out", str(out), "--resume", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "budget 30 steps" in proc.stdout
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [6, 12, 18, 24, 30]
+    proc = run_cli("train", str(corpus_file), "--out", str(out), "--resume", "--steps", "36", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "budget 36 steps" in proc.stdout and ckpt.run_step(out) == 36
 
 
 def test_ema_is_what_is_evaluated_and_saved(corpus_file, tmp_path):

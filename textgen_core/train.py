@@ -63,6 +63,7 @@ RESUME_KEYS = ("config", "sources", "vocab", "step", "elapsed", "best_val", "bes
 #: Optimisation settings a --resume may change when given explicitly (a run that turns --ema on averages from
 #: the weights it resumes with).
 RESUME_MAY_CHANGE = ("lr", "clip", "ema")
+BUDGET_FIELDS = ("steps", "minutes", "epochs")
 METRICS_NAME = "metrics.jsonl"
 SAMPLE_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 LN2 = math.log(2.0)
@@ -351,7 +352,7 @@ class Trainer:
             given = config
             if saved is not None:
                 self._check_world_size(saved[1])
-                config = self._merge_resumed(config, saved[1])
+                config = self._merge_resumed(config, saved[1], explicit)
                 # Given explicitly, these apply on --resume too: it is how a diverged run goes on ("lower --lr").
                 config = replace(config, **{f: getattr(given, f) for f in RESUME_MAY_CHANGE if f in explicit})
             self.config = config
@@ -496,19 +497,21 @@ class Trainer:
                 f"{'--nproc ' + str(saved) if saved > 1 else 'a single process (no --nproc, no torchrun)'}"
             )
 
-    def _merge_resumed(self, given: TrainConfig, meta: dict) -> TrainConfig:
-        """Saved settings win, except the budget, evaluation cadence and device, which a resume may change.
+    def _merge_resumed(self, given: TrainConfig, meta: dict, explicit: frozenset[str]) -> TrainConfig:
+        """Saved settings win. A resume may change the budget and the evaluation cadence by giving them; what it
+        does not give goes on as the run had it, so `textgen train CORPUS --out RUN --resume` alone ends where
+        the uninterrupted run would have. The device and precision are the machine's: the given ones apply.
 
         Fields the user set explicitly to a different value than the run's are refused in `_check_resume_matches`.
         """
         saved = TrainConfig.from_dict(meta["config"])
+        changed = {"eval_every"} & explicit
+        if explicit & set(BUDGET_FIELDS):  # a new budget replaces the old one, of whichever kind it was
+            changed |= set(BUDGET_FIELDS)
         return replace(
             saved,
+            **{f: getattr(given, f) for f in changed},
             out=given.out,
-            steps=given.steps,
-            minutes=given.minutes,
-            epochs=given.epochs,
-            eval_every=given.eval_every,
             device=given.device,
             precision=given.precision,
             corpus=given.corpus,
