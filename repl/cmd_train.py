@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from textgen_core import config as defaults
+from textgen_core.corpus import DEFAULT_MAX_VOCAB
 
 from . import argtypes as t
 from .cmd_repl import MAX_LENGTH
@@ -34,9 +35,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-vocab",
         type=t.positive_int,
         metavar="N",
-        help="refuse corpora with more distinct characters (default 1000: such files look binary)",
+        help=f"refuse corpora with more distinct characters (default {DEFAULT_MAX_VOCAB}: such files look binary)",
     )
-    data.add_argument("--val-fraction", type=t.fraction, metavar="F", help="last fraction held out (default 0.1)")
+    data.add_argument(
+        "--val-fraction",
+        type=t.fraction,
+        metavar="F",
+        help=f"last fraction held out (default {defaults.DEFAULT_VAL_FRACTION})",
+    )
     model = p.add_argument_group("model")
     model.add_argument(
         "--embed-dim",
@@ -105,7 +111,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"linear warm-up steps (default {defaults.DEFAULT_WARMUP_STEPS})",
     )
     opt.add_argument(
-        "--weight-decay", type=t.float_range(0, MAX_WEIGHT_DECAY), metavar="W", help="AdamW weight decay (default 0)"
+        "--weight-decay",
+        type=t.float_range(0, MAX_WEIGHT_DECAY),
+        metavar="W",
+        help=f"AdamW weight decay (default {defaults.DEFAULT_WEIGHT_DECAY:g})",
     )
     opt.add_argument("--clip", type=t.positive_float, help=f"gradient norm clip (default {defaults.DEFAULT_CLIP})")
     opt.add_argument(
@@ -116,7 +125,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "e.g. 0.999 (default 0: off)",
     )
     budget = p.add_argument_group(
-        "budget (one of; default --minutes 10, or the run's own on --resume; a resumed run counts from its start)"
+        f"budget (one of; default --minutes {defaults.DEFAULT_MINUTES:g}, or the run's own on --resume; a resumed run "
+        "counts from its start)"
     )
     budget.add_argument("--steps", type=t.positive_int, metavar="N", help="total optimisation steps")
     budget.add_argument("--minutes", type=t.positive_float, metavar="M", help="total wall-clock minutes")
@@ -126,15 +136,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--eval-every",
         type=t.positive_int,
         metavar="N",
-        help="evaluate every N steps (default 200, or the run's own on --resume)",
+        help=f"evaluate every N steps (default {defaults.DEFAULT_EVAL_EVERY}, or the run's own on --resume)",
     )
     run.add_argument(
         "--sample-len",
         type=t.int_range(0, MAX_LENGTH),
         metavar="N",
-        help="characters sampled at each evaluation per temperature (default 100; 0 = none)",
+        help=f"characters sampled at each evaluation per temperature (default {defaults.DEFAULT_SAMPLE_LEN}; 0 = none)",
     )
-    run.add_argument("--seed", type=t.nonneg_int, help="random seed (default 1337)")
+    run.add_argument("--seed", type=t.nonneg_int, help=f"random seed (default {defaults.DEFAULT_SEED})")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
     run.add_argument(
         "--precision",

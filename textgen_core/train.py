@@ -46,10 +46,16 @@ from .atomic import atomic_write_bytes
 from .config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CLIP,
+    DEFAULT_EVAL_EVERY,
     DEFAULT_LR,
     DEFAULT_MIN_LR_RATIO,
+    DEFAULT_MINUTES,
+    DEFAULT_SAMPLE_LEN,
+    DEFAULT_SEED,
     DEFAULT_SEQ_LEN,
+    DEFAULT_VAL_FRACTION,
     DEFAULT_WARMUP_STEPS,
+    DEFAULT_WEIGHT_DECAY,
     ModelConfig,
 )
 from .corpus import DEFAULT_MAX_VOCAB, Corpus, Source, load_corpus
@@ -85,7 +91,7 @@ class TrainConfig:
     encoding: str = "utf-8"
     lowercase: bool = False
     max_vocab: int = DEFAULT_MAX_VOCAB
-    val_fraction: float = 0.1
+    val_fraction: float = DEFAULT_VAL_FRACTION
     embed_dim: int = ModelConfig.__dataclass_fields__["embed_dim"].default
     hidden_size: int = ModelConfig.__dataclass_fields__["hidden_size"].default
     num_layers: int = ModelConfig.__dataclass_fields__["num_layers"].default
@@ -97,15 +103,15 @@ class TrainConfig:
     lr: float = DEFAULT_LR
     min_lr_ratio: float = DEFAULT_MIN_LR_RATIO
     warmup_steps: int = DEFAULT_WARMUP_STEPS
-    weight_decay: float = 0.0
+    weight_decay: float = DEFAULT_WEIGHT_DECAY
     clip: float = DEFAULT_CLIP
     ema: float = 0.0
     steps: int | None = None
     minutes: float | None = None
     epochs: float | None = None
-    eval_every: int = 200
-    sample_len: int = 100
-    seed: int = 1337
+    eval_every: int = DEFAULT_EVAL_EVERY
+    sample_len: int = DEFAULT_SAMPLE_LEN
+    seed: int = DEFAULT_SEED
     device: str = "auto"
     precision: str = "auto"
 
@@ -440,7 +446,7 @@ class Trainer:
         if sum(x is not None for x in (c.steps, c.minutes, c.epochs)) > 1:
             raise TextgenError("give one budget: --steps, --minutes or --epochs")
         if c.steps is None and c.minutes is None and c.epochs is None:
-            self.config = replace(c, minutes=10.0)
+            self.config = replace(c, minutes=DEFAULT_MINUTES)
 
     def _check_sizes(self, n_train: int) -> None:
         c = self.config
