@@ -5,6 +5,7 @@ training on a generated ≥ 1 GB corpus through its memory-mapped token file.
     .venv/bin/python bench/bench_scale.py --only throughput
     .venv/bin/python bench/bench_scale.py --only big --big-mb 64   # a quick check of the large-corpus path
     .venv/bin/python bench/bench_scale.py --only memory            # where a training process's memory goes
+    .venv/bin/python bench/bench_scale.py --only memory --memory-batch 1   # what does not grow with the batch
     python bench/bench_scale.py --only throughput --device cuda    # on a GPU: each precision, a large batch
 
 Throughput: the default model (2×640, batch 32×128 per process, precision auto) trains for --steps steps on
@@ -44,6 +45,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from textgen_core.config import DEFAULT_BATCH_SIZE, DEFAULT_SEQ_LEN  # noqa: E402
 
 NIETZSCHE = ROOT.parent / "shared" / "corpora" / "nietzsche.txt"
 TARGET_RSS_MB = 500
@@ -119,7 +122,7 @@ def throughput(run: Throughput, steps: int, corpus: Path) -> dict:
         return json.loads((Path(tmp) / "result.json").read_text())
 
 
-def _memory_stages(out: Path) -> None:
+def _memory_stages(out: Path, batch: int) -> None:
     """In a fresh interpreter: the resident set after each stage of a short default training on Nietzsche."""
     import resource
 
@@ -140,7 +143,9 @@ def _memory_stages(out: Path) -> None:
             if stats.step == WARM_STEPS:
                 stages.append((f"{WARM_STEPS} training steps", *mb()))
 
-    config = TrainConfig(corpus=[str(NIETZSCHE)], out=str(out / "run"), steps=WARM_STEPS, sample_len=0, device="cpu")
+    config = TrainConfig(
+        corpus=[str(NIETZSCHE)], out=str(out / "run"), steps=WARM_STEPS, sample_len=0, device="cpu", batch_size=batch
+    )
     trainer = Trainer(config, reporter=AfterSteps(), command="bench")
     stages.append(("corpus, default model, AdamW", *mb()))
     trainer.run()
@@ -148,11 +153,11 @@ def _memory_stages(out: Path) -> None:
     (out / "stages.json").write_text(json.dumps(stages))
 
 
-def memory_stages() -> None:
+def memory_stages(batch: int) -> None:
     import multiprocessing
 
     with tempfile.TemporaryDirectory(prefix="textgen-mem-") as tmp:
-        proc = multiprocessing.get_context("spawn").Process(target=_memory_stages, args=(Path(tmp),))
+        proc = multiprocessing.get_context("spawn").Process(target=_memory_stages, args=(Path(tmp), batch))
         proc.start()
         proc.join()
         stages = json.loads((Path(tmp) / "stages.json").read_text())
@@ -258,6 +263,12 @@ def main() -> None:
         "--device", choices=("cpu", "cuda"), default="cpu", help="throughput on CPUs or GPUs (default cpu)"
     )
     parser.add_argument("--corpus", type=Path, default=NIETZSCHE, help=f"throughput corpus (default {NIETZSCHE})")
+    parser.add_argument(
+        "--memory-batch",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"streams in the memory stages (default {DEFAULT_BATCH_SIZE}; 1 shows what does not grow with the batch)",
+    )
     args = parser.parse_args()
     print(f"cores: {len(os.sched_getaffinity(0))}, load average now: {os.getloadavg()[0]:.2f}")
     if args.only in (None, "throughput"):
@@ -281,8 +292,11 @@ def main() -> None:
             )
         print(f"load average now: {os.getloadavg()[0]:.2f}")
     if args.only in (None, "memory"):
-        print("\nwhere a training process's memory goes (default model, Nietzsche, a fresh interpreter):")
-        memory_stages()
+        print(
+            "\nwhere a training process's memory goes (default model, Nietzsche, a fresh interpreter, "
+            f"batch {args.memory_batch}×{DEFAULT_SEQ_LEN}):"
+        )
+        memory_stages(args.memory_batch)
     if args.only in (None, "big"):
         print(f"\nlarge corpus ({args.big_mb} MiB), {args.big_steps} steps:")
         big_corpus(args.big_steps, args.big_mb)
