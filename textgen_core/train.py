@@ -46,7 +46,12 @@ from .atomic import atomic_write_bytes
 from .config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CLIP,
+    DEFAULT_DROPOUT,
+    DEFAULT_EMBED,
+    DEFAULT_EMBED_DROPOUT,
     DEFAULT_EVAL_EVERY,
+    DEFAULT_HIDDEN,
+    DEFAULT_LAYERS,
     DEFAULT_LR,
     DEFAULT_MIN_LR_RATIO,
     DEFAULT_MINUTES,
@@ -56,6 +61,7 @@ from .config import (
     DEFAULT_VAL_FRACTION,
     DEFAULT_WARMUP_STEPS,
     DEFAULT_WEIGHT_DECAY,
+    DEFAULT_WEIGHT_DROP,
     ModelConfig,
 )
 from .corpus import DEFAULT_MAX_VOCAB, Corpus, Source, load_corpus
@@ -92,12 +98,12 @@ class TrainConfig:
     lowercase: bool = False
     max_vocab: int = DEFAULT_MAX_VOCAB
     val_fraction: float = DEFAULT_VAL_FRACTION
-    embed_dim: int = ModelConfig.__dataclass_fields__["embed_dim"].default
-    hidden_size: int = ModelConfig.__dataclass_fields__["hidden_size"].default
-    num_layers: int = ModelConfig.__dataclass_fields__["num_layers"].default
-    dropout: float = ModelConfig.__dataclass_fields__["dropout"].default
-    embed_dropout: float = ModelConfig.__dataclass_fields__["embed_dropout"].default
-    weight_drop: float = ModelConfig.__dataclass_fields__["weight_drop"].default
+    embed_dim: int = DEFAULT_EMBED
+    hidden_size: int = DEFAULT_HIDDEN
+    num_layers: int = DEFAULT_LAYERS
+    dropout: float = DEFAULT_DROPOUT
+    embed_dropout: float = DEFAULT_EMBED_DROPOUT
+    weight_drop: float = DEFAULT_WEIGHT_DROP
     batch_size: int = DEFAULT_BATCH_SIZE
     seq_len: int = DEFAULT_SEQ_LEN
     lr: float = DEFAULT_LR
