@@ -13,7 +13,7 @@ from tests.conftest import run_cli
 from textgen_core import checkpoint as ckpt
 from textgen_core.atomic import atomic_write_bytes
 from textgen_core.errors import TextgenError
-from textgen_core.model import CharLSTM
+from textgen_core.model import CharLSTM, dropout
 from textgen_core.train import TrainConfig, Trainer, evaluate_bpc, make_streams, stream_batch
 
 TINY = dict(
@@ -32,6 +32,21 @@ TINY = dict(
 
 def tiny_config(corpus, out, **kw) -> TrainConfig:
     return TrainConfig(corpus=[str(corpus)], out=str(out), **{**TINY, **kw})
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dropout_keeps_1_minus_p_scales_the_kept_and_passes_gradient_through_the_mask(dtype):
+    torch.manual_seed(0)
+    p = 0.3
+    x = torch.full((400, 500), 2.0, dtype=dtype, requires_grad=True)
+    y = dropout(x, p, training=True)
+    assert y.dtype == dtype
+    kept = y != 0
+    assert abs(kept.float().mean().item() - (1 - p)) < 0.005
+    assert torch.allclose(y[kept].float(), torch.tensor(2.0 / (1 - p)), rtol=1e-2)
+    y.sum().backward()
+    assert torch.equal(x.grad != 0, kept)  # the gradient flows through the same mask
+    assert dropout(x, p, training=False) is x and dropout(x, 0.0, training=True) is x
 
 
 def test_streams_are_contiguous_and_targets_shift_by_one():
