@@ -87,6 +87,32 @@ def _median_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> flo
     return statistics.median(times)
 
 
+def dropout_step_ratio(step: Callable[[], None], rounds: int) -> float:
+    """Step time with `textgen_core.model.dropout` over the same step with torch's `F.dropout`, timed in
+    alternating blocks of three steps so that machine noise hits both alike: the median of `rounds` ratios."""
+    import torch.nn.functional as F
+
+    import textgen_core.model as model_module
+
+    ours = model_module.dropout
+    variants = {"ours": ours, "torch": lambda x, p, training: F.dropout(x, p, training)}
+    ratios = []
+    try:
+        for _ in range(rounds):
+            took = {}
+            for name, fn in variants.items():
+                model_module.dropout = fn
+                step()
+                t = time.perf_counter()
+                for _ in range(3):
+                    step()
+                took[name] = time.perf_counter() - t
+            ratios.append(took["ours"] / took["torch"])
+    finally:
+        model_module.dropout = ours
+    return statistics.median(ratios)
+
+
 def cmd_peak(args: argparse.Namespace) -> int:
     import torch
     import torch.nn.functional as F
@@ -134,6 +160,7 @@ def cmd_peak(args: argparse.Namespace) -> int:
     bsz, seq = tc.batch_size, tc.seq_len
     per_char = train_flops_per_char(cfg.num_layers, cfg.hidden_size, cfg.embed_dim, vocab)
     results: dict[str, float] = {}
+    steps: dict[str, Callable[[], None]] = {}
     for precision in ("fp32", "bf16"):
         torch.manual_seed(0)
         model = CharLSTM(cfg)
@@ -152,6 +179,7 @@ def cmd_peak(args: argparse.Namespace) -> int:
             opt.step()
             state[0] = (st[0].detach().float(), st[1].detach().float())
 
+        steps[precision] = step
         results[precision] = _median_time(step, args.steps, warmup=3)
     chars = bsz * seq
     print(
@@ -178,6 +206,12 @@ def cmd_peak(args: argparse.Namespace) -> int:
     ratio = results["bf16"] / results["fp32"]
     print(f"bf16/fp32 step-time ratio: {ratio:.2f} (bf16 is {1 / ratio:.2f}× as fast)")
     summary["bf16_over_fp32_step_time"] = ratio
+    dropout_ratio = dropout_step_ratio(steps["bf16"], args.steps)
+    print(
+        "bf16 step time with textgen's dropout masks / with torch's F.dropout (bernoulli_), interleaved: "
+        f"{dropout_ratio:.3f}"
+    )
+    summary["dropout_over_torch_dropout_step_time"] = dropout_ratio
     if args.json:
         print(json.dumps(summary))
     return 0
