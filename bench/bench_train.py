@@ -1,6 +1,6 @@
 """Training numbers of issue 2: hardware peak vs the training step, the 10-minute runs, and the report.
 
-    .venv/bin/python bench/bench_train.py peak                 # ~1 minute: matmul peak, training-step FLOP/s
+    .venv/bin/python bench/bench_train.py peak                 # ~1 minute: matmul peak, step FLOP/s, dropout cost
     .venv/bin/python bench/bench_train.py runs --minutes 10    # ~35 minutes: (a)-(c) 10 minutes each, (d) 1 minute
     .venv/bin/python bench/bench_train.py report               # reads the run folders, prints the numbers
 
