@@ -122,8 +122,9 @@ def throughput(run: Throughput, steps: int, corpus: Path) -> dict:
         return json.loads((Path(tmp) / "result.json").read_text())
 
 
-def _memory_stages(out: Path, batch: int) -> None:
-    """In a fresh interpreter: the resident set after each stage of a short default training on Nietzsche."""
+def _memory_stages(out: Path, batch: int, torch_dropout: bool) -> None:
+    """In a fresh interpreter: the resident set after each stage of a short default training on Nietzsche.
+    `torch_dropout` swaps textgen's dropout masks for torch's `F.dropout`, to show what the faster masks cost."""
     import resource
 
     def mb() -> tuple[float, float]:
@@ -136,7 +137,11 @@ def _memory_stages(out: Path, batch: int) -> None:
     stages.append(("import torch", *mb()))
     torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))])
     stages.append(("first torch.optim optimizer (it imports torch._dynamo)", *mb()))
+    import textgen_core.model
     from textgen_core.train import Reporter, StepStats, TrainConfig, Trainer
+
+    if torch_dropout:
+        textgen_core.model.dropout = lambda x, p, training: torch.nn.functional.dropout(x, p, training)
 
     class AfterSteps(Reporter):
         def step(self, stats: StepStats) -> None:
@@ -153,11 +158,13 @@ def _memory_stages(out: Path, batch: int) -> None:
     (out / "stages.json").write_text(json.dumps(stages))
 
 
-def memory_stages(batch: int) -> None:
+def memory_stages(batch: int, torch_dropout: bool) -> None:
     import multiprocessing
 
     with tempfile.TemporaryDirectory(prefix="textgen-mem-") as tmp:
-        proc = multiprocessing.get_context("spawn").Process(target=_memory_stages, args=(Path(tmp), batch))
+        proc = multiprocessing.get_context("spawn").Process(
+            target=_memory_stages, args=(Path(tmp), batch, torch_dropout)
+        )
         proc.start()
         proc.join()
         stages = json.loads((Path(tmp) / "stages.json").read_text())
@@ -269,6 +276,9 @@ def main() -> None:
         default=DEFAULT_BATCH_SIZE,
         help=f"streams in the memory stages (default {DEFAULT_BATCH_SIZE}; 1 shows what does not grow with the batch)",
     )
+    parser.add_argument(
+        "--torch-dropout", action="store_true", help="memory stages with torch's F.dropout instead of textgen's masks"
+    )
     args = parser.parse_args()
     print(f"cores: {len(os.sched_getaffinity(0))}, load average now: {os.getloadavg()[0]:.2f}")
     if args.only in (None, "throughput"):
@@ -294,9 +304,9 @@ def main() -> None:
     if args.only in (None, "memory"):
         print(
             "\nwhere a training process's memory goes (default model, Nietzsche, a fresh interpreter, "
-            f"batch {args.memory_batch}×{DEFAULT_SEQ_LEN}):"
+            f"batch {args.memory_batch}×{DEFAULT_SEQ_LEN}{', torch F.dropout' if args.torch_dropout else ''}):"
         )
-        memory_stages(args.memory_batch)
+        memory_stages(args.memory_batch, args.torch_dropout)
     if args.only in (None, "big"):
         print(f"\nlarge corpus ({args.big_mb} MiB), {args.big_steps} steps:")
         big_corpus(args.big_steps, args.big_mb)
