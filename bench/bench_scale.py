@@ -141,7 +141,7 @@ def _memory_stages(out: Path, batch: int, torch_dropout: bool) -> None:
     from textgen_core.train import Reporter, StepStats, TrainConfig, Trainer
 
     if torch_dropout:
-        textgen_core.model.dropout = lambda x, p, training: torch.nn.functional.dropout(x, p, training)
+        textgen_core.model.dropout = torch.nn.functional.dropout
 
     class AfterSteps(Reporter):
         def step(self, stats: StepStats) -> None:

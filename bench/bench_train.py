@@ -95,7 +95,7 @@ def dropout_step_ratio(step: Callable[[], None], rounds: int) -> float:
     import textgen_core.model as model_module
 
     ours = model_module.dropout
-    variants = {"ours": ours, "torch": lambda x, p, training: F.dropout(x, p, training)}
+    variants = {"ours": ours, "torch": F.dropout}
     ratios = []
     try:
         for _ in range(rounds):
