@@ -46,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from repl.argtypes import positive_int  # noqa: E402
 from textgen_core.config import DEFAULT_BATCH_SIZE, DEFAULT_SEQ_LEN  # noqa: E402
 
 NIETZSCHE = ROOT.parent / "shared" / "corpora" / "nietzsche.txt"
@@ -167,6 +168,8 @@ def memory_stages(batch: int, torch_dropout: bool) -> None:
         )
         proc.start()
         proc.join()
+        if proc.exitcode != 0:
+            raise SystemExit(f"memory stages: the measuring process failed (exit status {proc.exitcode}), see above")
         stages = json.loads((Path(tmp) / "stages.json").read_text())
     print(f"  {'stage':<56} {'RSS now':>9} {'peak':>9}")
     for name, now, peak in stages:
@@ -261,10 +264,12 @@ def big_corpus(steps: int, megabytes: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=60, help="steps per throughput run (default 60)")
-    parser.add_argument("--repeats", type=int, default=2, help="throughput runs per configuration (default 2)")
-    parser.add_argument("--big-steps", type=int, default=5, help="steps on the large corpus (default 5)")
-    parser.add_argument("--big-mb", type=int, default=1024, help="size of the large corpus in MiB (default 1024)")
+    parser.add_argument("--steps", type=positive_int, default=60, help="steps per throughput run (default 60)")
+    parser.add_argument("--repeats", type=positive_int, default=2, help="throughput runs per configuration (default 2)")
+    parser.add_argument("--big-steps", type=positive_int, default=5, help="steps on the large corpus (default 5)")
+    parser.add_argument(
+        "--big-mb", type=positive_int, default=1024, help="size of the large corpus in MiB (default 1024)"
+    )
     parser.add_argument("--only", choices=("throughput", "big", "memory"), help="run one part")
     parser.add_argument(
         "--device", choices=("cpu", "cuda"), default="cpu", help="throughput on CPUs or GPUs (default cpu)"
@@ -272,7 +277,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=NIETZSCHE, help=f"throughput corpus (default {NIETZSCHE})")
     parser.add_argument(
         "--memory-batch",
-        type=int,
+        type=positive_int,
         default=DEFAULT_BATCH_SIZE,
         help=f"streams in the memory stages (default {DEFAULT_BATCH_SIZE}; 1 shows what does not grow with the batch)",
     )
