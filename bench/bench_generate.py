@@ -26,6 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from repl.argtypes import positive_int  # noqa: E402
 from textgen_core.checkpoint import CheckpointMeta, save  # noqa: E402
 from textgen_core.config import ModelConfig  # noqa: E402
 from textgen_core.generate import Generator  # noqa: E402
@@ -194,8 +195,8 @@ def startup(path: Path, repeats: int) -> tuple[float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chars", type=int, default=2000, help="characters per streaming run (default 2000)")
-    parser.add_argument("--repeats", type=int, default=5, help="repeats per measurement (median reported)")
+    parser.add_argument("--chars", type=positive_int, default=2000, help="characters per streaming run (default 2000)")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="repeats per measurement (median reported)")
     args = parser.parse_args()
     n, reps = args.chars, args.repeats
     print(

@@ -31,6 +31,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import pexpect  # noqa: E402
 from conftest import Terminal, write_random_checkpoint  # noqa: E402
 
+from repl.argtypes import positive_int  # noqa: E402
 from textgen_core.checkpoint import load  # noqa: E402
 from textgen_core.generate import Generator  # noqa: E402
 from textgen_core.sampling import SamplingSettings  # noqa: E402
@@ -101,8 +102,8 @@ def raw_run_rate(gen: Generator, chars: int, alternatives: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-c", "--checkpoint", type=Path, help="model to use (default: a 2×512 random one)")
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--chars", type=int, default=4000, help="characters per streaming run")
+    parser.add_argument("--runs", type=positive_int, default=5)
+    parser.add_argument("--chars", type=positive_int, default=4000, help="characters per streaming run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = args.checkpoint or write_random_checkpoint(

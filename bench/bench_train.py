@@ -44,6 +44,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from repl.argtypes import nonneg_int, positive_float, positive_int  # noqa: E402
+
 LN2 = math.log(2.0)
 DEFAULT_WORK = Path("/tmp/textgen-bench")
 DEFAULT_CORPORA = ROOT.parent / "shared" / "corpora"
@@ -494,11 +496,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     pk = sub.add_parser("peak", help="matmul peak (fp32, bf16) and the default training step's FLOP/s and chars/s")
-    pk.add_argument("--size", type=int, default=2048, help="matmul size (default 2048)")
-    pk.add_argument("--repeats", type=int, default=9, help="timed matmuls per precision (median; default 9)")
-    pk.add_argument("--steps", type=int, default=10, help="timed training steps per precision (median; default 10)")
-    pk.add_argument("--vocab", type=int, default=86, help="vocabulary size (default 86, Nietzsche's)")
-    pk.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores, as textgen train)")
+    pk.add_argument("--size", type=positive_int, default=2048, help="matmul size (default 2048)")
+    pk.add_argument("--repeats", type=positive_int, default=9, help="timed matmuls per precision (median; default 9)")
+    pk.add_argument(
+        "--steps", type=positive_int, default=10, help="timed training steps per precision (median; default 10)"
+    )
+    pk.add_argument("--vocab", type=positive_int, default=86, help="vocabulary size (default 86, Nietzsche's)")
+    pk.add_argument("--threads", type=nonneg_int, default=0, help="CPU threads (default: all cores, as textgen train)")
     pk.add_argument("--json", action="store_true", help="also print the numbers as one JSON line")
     pk.set_defaults(func=cmd_peak)
 
@@ -507,8 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rn = sub.add_parser("runs", help="run (a)-(d) one after another as subprocesses, then print the report")
     common(rn)
-    rn.add_argument("--minutes", type=float, default=10.0, help="budget of (a), (b) and (c) (default 10)")
-    rn.add_argument("--d-minutes", type=float, default=1.0, help="budget of (d) (default 1)")
+    rn.add_argument("--minutes", type=positive_float, default=10.0, help="budget of (a), (b) and (c) (default 10)")
+    rn.add_argument("--d-minutes", type=positive_float, default=1.0, help="budget of (d) (default 1)")
     rn.add_argument("--only", type=parse_only, default=list(RUNS), help="subset to run, e.g. a,b (default a,b,c,d)")
     rn.add_argument("--corpora", default=str(DEFAULT_CORPORA), help="folder with nietzsche.txt and tinyshakespeare.txt")
     rn.add_argument("--train-args", default="", metavar="ARGS", help="extra `textgen train` flags for (a), (b), (d)")
