@@ -13,7 +13,7 @@ from tests.conftest import run_cli
 from textgen_core import checkpoint as ckpt
 from textgen_core.atomic import atomic_write_bytes
 from textgen_core.errors import TextgenError
-from textgen_core.model import CharLSTM, dropout
+from textgen_core.model import CharLSTM, dropout, module_name
 from textgen_core.train import TrainConfig, Trainer, evaluate_bpc, make_streams, stream_batch
 
 TINY = dict(
@@ -47,6 +47,20 @@ def test_dropout_keeps_1_minus_p_scales_the_kept_and_passes_gradient_through_the
     y.sum().backward()
     assert torch.equal(x.grad != 0, kept)  # the gradient flows through the same mask
     assert dropout(x, p, training=False) is x and dropout(x, 0.0, training=True) is x
+
+
+def test_each_layer_runs_as_its_own_lstm_under_the_checkpoint_names(corpus_file, tmp_path):
+    """The model runs one `nn.LSTM` per layer (so dropout between layers is ours); checkpoints keep the
+    multi-layer names, which the numpy path reads: a round trip through them gives the same outputs."""
+    model = CharLSTM(tiny_config(corpus_file, tmp_path).model_config(20)).eval()
+    assert module_name("lstm.weight_hh_l1") == "layers.1.weight_hh_l0"
+    assert module_name("head.bias") == "head.bias"
+    tensors = model.to_numpy()
+    assert set(tensors) == set(model.config.tensor_shapes())
+    twin = CharLSTM.from_numpy(model.config, tensors).eval()
+    ids = torch.randint(0, 20, (3, 17))
+    (a, (ha, ca)), (b, (hb, cb)) = model(ids), twin(ids)
+    assert ha.shape == (2, 3, 32) and torch.equal(a, b) and torch.equal(ha, hb) and torch.equal(ca, cb)
 
 
 def test_streams_are_contiguous_and_targets_shift_by_one():

@@ -34,6 +34,7 @@ class ModelConfig:
     embed_dim: int = DEFAULT_EMBED
     hidden_size: int = DEFAULT_HIDDEN
     num_layers: int = DEFAULT_LAYERS
+    #: Dropout between the layers and before the head (training only).
     dropout: float = DEFAULT_DROPOUT
     #: Dropout on the character embeddings (training only).
     embed_dropout: float = DEFAULT_EMBED_DROPOUT

@@ -1,7 +1,9 @@
 """The torch model used for training: embedding → stacked LSTM → linear head.
 
-Weight names match `ModelConfig.tensor_shapes`, so `to_numpy` / `from_numpy` convert to and from the checkpoint
-format that the torch-free inference path reads.
+Each layer is its own `nn.LSTM`, so that the dropout between layers is textgen's `dropout` (the masks at half the
+cost) rather than the `bernoulli_` masks inside a multi-layer `nn.LSTM`. `to_numpy`, `from_numpy` and `load_numpy`
+speak the checkpoint's names (`ModelConfig.tensor_shapes`, those of one multi-layer `nn.LSTM`), which the
+torch-free inference path reads.
 """
 
 from __future__ import annotations
@@ -24,17 +26,23 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * keep * (1.0 / (1.0 - p))
 
 
+def module_name(name: str) -> str:
+    """The module's name for a checkpoint tensor: checkpoints name layer k's weights as one multi-layer
+    `nn.LSTM` does (`lstm.weight_ih_l{k}`); the model runs each layer as its own `nn.LSTM` (`layers.{k}.…_l0`)."""
+    if not name.startswith("lstm."):
+        return name
+    stem, k = name[len("lstm.") :].rsplit("_l", 1)
+    return f"layers.{k}.{stem}_l0"
+
+
 class CharLSTM(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim)
-        self.lstm = nn.LSTM(
-            config.embed_dim,
-            config.hidden_size,
-            num_layers=config.num_layers,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-            batch_first=True,
+        self.layers = nn.ModuleList(
+            nn.LSTM(config.embed_dim if k == 0 else config.hidden_size, config.hidden_size, batch_first=True)
+            for k in range(config.num_layers)
         )
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
 
@@ -44,15 +52,19 @@ class CharLSTM(nn.Module):
         """ids: (batch, time) → logits (batch, time, vocab) and the final (h, c) state."""
         cfg = self.config
         x = dropout(self.embedding(ids), cfg.embed_dropout, self.training)
-        if self.training and cfg.weight_drop > 0:
-            # DropConnect: one mask on each W_hh per forward call, shared by every time step of the chunk.
-            weights = dict(self.lstm.named_parameters())
-            for k in range(cfg.num_layers):
-                weights[f"weight_hh_l{k}"] = dropout(weights[f"weight_hh_l{k}"], cfg.weight_drop, True)
-            out, state = torch.func.functional_call(self.lstm, weights, (x, state))
-        else:
-            out, state = self.lstm(x, state)
-        return self.head(dropout(out, cfg.dropout, self.training)), state
+        hs, cs = [], []
+        for k, layer in enumerate(self.layers):
+            s = None if state is None else (state[0][k : k + 1], state[1][k : k + 1])
+            if self.training and cfg.weight_drop > 0:
+                weights = dict(layer.named_parameters())
+                weights["weight_hh_l0"] = dropout(weights["weight_hh_l0"], cfg.weight_drop, True)
+                x, (h, c) = torch.func.functional_call(layer, weights, (x, s))
+            else:
+                x, (h, c) = layer(x, s)
+            hs.append(h)
+            cs.append(c)
+            x = dropout(x, cfg.dropout, self.training)  # between the layers, and before the head
+        return self.head(x), (torch.cat(hs), torch.cat(cs))
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         shape = (self.config.num_layers, batch, self.config.hidden_size)
@@ -61,10 +73,19 @@ class CharLSTM(nn.Module):
     def to_numpy(self) -> dict[str, np.ndarray]:
         """float32 copies of the weights, keyed by checkpoint names."""
         sd = self.state_dict()
-        return {name: sd[name].detach().to("cpu", torch.float32).numpy().copy() for name in self.config.tensor_shapes()}
+        return {
+            name: sd[module_name(name)].detach().to("cpu", torch.float32).numpy().copy()
+            for name in self.config.tensor_shapes()
+        }
+
+    def load_numpy(self, tensors: dict[str, np.ndarray]) -> None:
+        """Load weights keyed by checkpoint names (as `to_numpy` returns them)."""
+        self.load_state_dict(
+            {module_name(k): torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in tensors.items()}
+        )
 
     @classmethod
     def from_numpy(cls, config: ModelConfig, tensors: dict[str, np.ndarray]) -> CharLSTM:
         model = cls(config)
-        model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in tensors.items()})
+        model.load_numpy(tensors)
         return model

@@ -424,12 +424,12 @@ class Trainer:
             self.averaged = AveragedModel(self.model, multi_avg_fn=ema_update(config.ema))
             if saved is not None and saved[1].get("ema_updates"):
                 averaged = self._model_tensors(saved[0], "ema/")
-                if averaged.keys() != self.model.state_dict().keys():
+                if averaged.keys() != self.model_config.tensor_shapes().keys():
                     raise TextgenError(
                         f"{self.out / RESUME_NAME}: resume state is incomplete (lacks the moving average of the "
                         "weights); resume with --ema 0 or start a new --out"
                     )
-                self.averaged.module.load_state_dict(averaged)
+                self.weights.load_numpy(averaged)
                 self.averaged.n_averaged.fill_(int(saved[1]["ema_updates"]))
         self._stop_requested = False
 
@@ -547,12 +547,12 @@ class Trainer:
             raise TextgenError("--resume: the corpus vocabulary differs from the run's; start a new --out")
 
     @staticmethod
-    def _model_tensors(tensors: dict[str, np.ndarray], prefix: str) -> dict[str, torch.Tensor]:
-        """The weights stored under `prefix` in a resume file, as a state dict."""
-        return {k[len(prefix) :]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith(prefix)}
+    def _model_tensors(tensors: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+        """The weights stored under `prefix` in a resume file, keyed by checkpoint names."""
+        return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
     def _restore(self, tensors: dict[str, np.ndarray], meta: dict) -> None:
-        self.model.load_state_dict(self._model_tensors(tensors, "model/"))
+        self.model.load_numpy(self._model_tensors(tensors, "model/"))
         opt_state = {
             "state": {},
             "param_groups": meta["param_groups"],
