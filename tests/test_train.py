@@ -160,6 +160,23 @@ def test_a_bare_resume_goes_on_with_the_runs_budget_and_evaluation_cadence(corpu
     assert "budget 36 steps" in proc.stdout and ckpt.run_step(out) == 36
 
 
+def test_a_resume_keeps_the_runs_sample_length_unless_given(corpus_file, tmp_path):
+    """Samples are reporting, not training: `--sample-len 0` on a resume turns them off (and the run keeps that)."""
+    out = tmp_path / "run"
+    part = Trainer(tiny_config(corpus_file, out, steps=18, eval_every=6, sample_len=20))
+    assert part.run(should_stop=lambda tr: tr.step == 4) == "interrupted"
+    base = ("train", str(corpus_file), "--out", str(out), "--resume", "--device", "cpu")
+    proc = run_cli(*base, "--steps", "6")
+    assert proc.returncode == 0, proc.stderr
+    assert "T=0.2" in proc.stdout  # the run's own sample length
+    proc = run_cli(*base, "--steps", "12", "--sample-len", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert "eval step 12" in proc.stdout and "T=0.2" not in proc.stdout
+    proc = run_cli(*base, "--steps", "18")
+    assert proc.returncode == 0, proc.stderr
+    assert "eval step 18" in proc.stdout and "T=0.2" not in proc.stdout
+
+
 def test_ema_is_what_is_evaluated_and_saved(corpus_file, tmp_path):
     out = tmp_path / "run"
     t = Trainer(tiny_config(corpus_file, out, steps=30, lr=1e-2, ema=0.95, eval_every=30))

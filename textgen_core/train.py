@@ -510,14 +510,15 @@ class Trainer:
             )
 
     def _merge_resumed(self, given: TrainConfig, meta: dict, explicit: frozenset[str]) -> TrainConfig:
-        """Saved settings win. A resume may change the budget and the evaluation cadence by giving them; what it
-        does not give goes on as the run had it, so `textgen train CORPUS --out RUN --resume` alone ends where
-        the uninterrupted run would have. The device and precision are the machine's: the given ones apply.
+        """Saved settings win. A resume may change the budget, the evaluation cadence and the length of the
+        evaluation samples by giving them; what it does not give goes on as the run had it, so
+        `textgen train CORPUS --out RUN --resume` alone ends where the uninterrupted run would have. The device
+        and precision are the machine's: the given ones apply.
 
         Fields the user set explicitly to a different value than the run's are refused in `_check_resume_matches`.
         """
         saved = TrainConfig.from_dict(meta["config"])
-        changed = {"eval_every"} & explicit
+        changed = {"eval_every", "sample_len"} & explicit
         if explicit & set(BUDGET_FIELDS):  # a new budget replaces the old one, of whichever kind it was
             changed |= set(BUDGET_FIELDS)
         return replace(
