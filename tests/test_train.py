@@ -61,6 +61,16 @@ def test_each_layer_runs_as_its_own_lstm_under_the_checkpoint_names(corpus_file,
     ids = torch.randint(0, 20, (3, 17))
     (a, (ha, ca)), (b, (hb, cb)) = model(ids), twin(ids)
     assert ha.shape == (2, 3, 32) and torch.equal(a, b) and torch.equal(ha, hb) and torch.equal(ca, cb)
+    # The same tensors in one multi-layer nn.LSTM (the layout that wrote older checkpoints, and the bundled model)
+    # compute the same thing: the names map each layer to its own weights.
+    stacked = torch.nn.LSTM(16, 32, num_layers=2, batch_first=True)
+    stacked.load_state_dict(
+        {k[len("lstm.") :]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith("lstm.")}
+    )
+    with torch.no_grad():
+        out, (hs, cs) = stacked(model.embedding(ids))
+        torch.testing.assert_close(model.head(out), a)
+        torch.testing.assert_close((hs, cs), (ha, ca))
 
 
 def test_streams_are_contiguous_and_targets_shift_by_one():
