@@ -257,6 +257,45 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     assert p.read_bytes() == b"new contents"
 
 
+def test_written_safetensors_read_back_exactly_with_safetensors_own_readers(tmp_path):
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    rng = np.random.default_rng(0)
+    tensors = {
+        "model/w": rng.standard_normal((5, 3), dtype=np.float32),
+        "half": rng.standard_normal(7).astype(np.float16),  # 14 bytes: the next tensor starts unaligned
+        "rng/torch": rng.integers(0, 256, (2, 9), dtype=np.uint8),
+        "transposed": rng.standard_normal((4, 6)).T,  # float64, not contiguous
+        "big_endian": np.arange(6, dtype=">f4").reshape(2, 3),
+        "step": np.array([12.0], dtype=np.float32),
+    }
+    path = tmp_path / "x.safetensors"
+    ckpt.write_safetensors(path, tensors, {"resume": '{"step": 12}'})
+    back = load_file(str(path))
+    assert back.keys() == tensors.keys()
+    for name, arr in tensors.items():
+        assert back[name].dtype == arr.dtype.newbyteorder("=") and np.array_equal(back[name], arr), name
+    with safe_open(str(path), framework="numpy") as f:
+        assert f.metadata() == {"resume": '{"step": 12}'}
+
+
+def test_writing_safetensors_does_not_build_the_file_in_memory(tmp_path):
+    """A resume file is several times the model; writing it must not hold a second copy of it."""
+    import tracemalloc
+
+    tensors = {"a": np.ones(4_000_000, dtype=np.float32), "b": np.zeros((1000, 1000), dtype=np.float32)}
+    size = sum(a.nbytes for a in tensors.values())
+    tracemalloc.start()
+    try:
+        ckpt.write_safetensors(tmp_path / "x.safetensors", tensors, {"k": "v"})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (tmp_path / "x.safetensors").stat().st_size > size
+    assert peak < size / 20
+
+
 def test_diverging_loss_stops_without_overwriting_the_checkpoint(corpus_file, tmp_path):
     out = tmp_path / "run"
     t = Trainer(tiny_config(corpus_file, out, steps=20))

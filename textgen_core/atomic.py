@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import TextgenError
 
@@ -13,12 +15,13 @@ from .errors import TextgenError
 TEMP_PREFIX = "."
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same folder, fsync, then rename over the target.
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """Let `write` fill a temporary file in the same folder, fsync it, then rename it over `path`.
 
     The rename is atomic on POSIX and Windows (same filesystem), and the folder is fsynced afterwards so that
     the rename itself survives a power cut. On failure the temporary file is removed and the old file is
-    untouched; the error is a one-line `TextgenError`.
+    untouched; the error is a one-line `TextgenError`. `write` gets the open file, so a large file can be
+    written piece by piece instead of being built in memory first.
     """
     path = Path(path)
     if not path.name or path.is_dir():
@@ -27,7 +30,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     _remove_stale_temps(path)
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -38,6 +41,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f"{path}: could not write ({e.strerror or e}); the previous file is intact; free space and retry"
         ) from None
     _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """`atomic_write` of bytes already in memory."""
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _remove_stale_temps(path: Path) -> None:

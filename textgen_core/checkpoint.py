@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write_bytes
+from .atomic import atomic_write
 from .config import ModelConfig
 from .corpus import Source
 from .errors import TextgenError
@@ -194,11 +194,42 @@ def resolve_path(arg: str | os.PathLike | None) -> Path:
     return path
 
 
+#: numpy dtype → safetensors dtype name, for the tensors textgen writes.
+_ST_NAMES = {"float64": "F64", "float32": "F32", "float16": "F16", "int64": "I64", "int32": "I32", "uint8": "U8"}
+
+
+def write_safetensors(path: str | os.PathLike, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """Atomically write `tensors` as a safetensors file, streaming each array to disk.
+
+    `safetensors.numpy.save` builds the whole file in memory twice before it can be written, which for a
+    resume file (weights, Adam's two moments, the moving average) is a transient of several times the model's
+    size at every checkpoint; here the header is built and then each array is written from its own memory.
+    Readers are safetensors' own (`safe_open`, `safetensors.numpy`)."""
+    arrays = {k: np.ascontiguousarray(v, dtype=v.dtype.newbyteorder("<")) for k, v in tensors.items()}
+    header: dict[str, object] = {"__metadata__": metadata}
+    offset = 0
+    for name, arr in arrays.items():
+        header[name] = {
+            "dtype": _ST_NAMES[arr.dtype.name],
+            "shape": list(arr.shape),
+            "data_offsets": [offset, offset + arr.nbytes],
+        }
+        offset += arr.nbytes
+    head = json.dumps(header, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    head += b" " * (-len(head) % 8)  # the data starts 8-byte aligned, as safetensors' own writer does it
+
+    def write(f) -> None:
+        f.write(struct.pack("<Q", len(head)))
+        f.write(head)
+        for arr in arrays.values():
+            f.write(memoryview(arr.reshape(-1)).cast("B"))
+
+    atomic_write(path, write)
+
+
 def save(path: str | os.PathLike, tensors: dict[str, np.ndarray], meta: CheckpointMeta) -> None:
     """Atomically write weights and metadata; refuses non-finite weights so a good checkpoint is never replaced
     by a diverged one."""
-    from safetensors.numpy import save as st_save
-
     expected = meta.config.tensor_shapes()
     if set(tensors) != set(expected):
         raise ValueError(f"tensor names {sorted(tensors)} do not match the config")
@@ -207,8 +238,7 @@ def save(path: str | os.PathLike, tensors: dict[str, np.ndarray], meta: Checkpoi
             raise ValueError(f"{name} has shape {arr.shape}, config says {expected[name]}")
         if not np.isfinite(arr).all():
             raise TextgenError(f"refusing to save {path}: weight {name} contains NaN or Inf (training diverged)")
-    data = st_save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata={"textgen": meta.to_json()})
-    atomic_write_bytes(path, data)
+    write_safetensors(path, tensors, {"textgen": meta.to_json()})
 
 
 def _check_header(path: Path, size: int, f) -> dict:

@@ -42,7 +42,6 @@ from torch.optim.swa_utils import AveragedModel
 
 from . import checkpoint as ckpt
 from . import tokenfile
-from .atomic import atomic_write_bytes
 from .config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CLIP,
@@ -589,8 +588,6 @@ class Trainer:
     def save_resume(self) -> Path | None:
         """Write the resume file (rank 0; every rank must call this, as it gathers their state). Returns its path
         on rank 0."""
-        from safetensors.numpy import save as st_save
-
         # Every stream of the corpus, (layers, world × batch, hidden), and each rank's RNG state as one row.
         h, c = (self.world.gather(s.detach().float(), dim=1) for s in self.state)
         rng = self.world.gather(torch.get_rng_state()[None])
@@ -604,16 +601,17 @@ class Trainer:
         opt = self.optimizer.state_dict()
         for idx, st in opt["state"].items():
             for name, t in st.items():
+                # Views of the live tensors (on CPU), not copies: the file is written before training goes on.
                 tensors[f"optim/{idx}/{name}"] = (
-                    t.detach().to("cpu", torch.float32).reshape(-1).numpy().copy()
+                    t.detach().to("cpu", torch.float32).reshape(-1).numpy()
                     if name == "step"
-                    else t.detach().cpu().numpy().copy()
+                    else t.detach().cpu().numpy()
                 )
-        tensors["stream/h"] = h.cpu().numpy().copy()
-        tensors["stream/c"] = c.cpu().numpy().copy()
-        tensors["rng/torch"] = rng.numpy().copy()
+        tensors["stream/h"] = h.cpu().numpy()
+        tensors["stream/c"] = c.cpu().numpy()
+        tensors["rng/torch"] = rng.numpy()
         if rng_cuda is not None:
-            tensors["rng/cuda"] = rng_cuda.cpu().numpy().copy()
+            tensors["rng/cuda"] = rng_cuda.cpu().numpy()
         for name, arr in tensors.items():
             if arr.dtype.kind == "f" and not np.isfinite(arr).all():
                 raise TextgenError(f"refusing to save resume state: {name} contains NaN or Inf")
@@ -631,7 +629,7 @@ class Trainer:
             "ema_updates": 0 if self.averaged is None else int(self.averaged.n_averaged),
         }
         path = self.out / RESUME_NAME
-        atomic_write_bytes(path, st_save(tensors, metadata={"resume": json.dumps(meta)}))
+        ckpt.write_safetensors(path, tensors, {"resume": json.dumps(meta)})
         return path
 
     # ----- the loop ------------------------------------------------------------------------------------
