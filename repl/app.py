@@ -161,11 +161,22 @@ class Session:
         meta = self.loaded.checkpoint.meta
         corpus = ", ".join(f"{s.name} ({s.chars:,} chars)" for s in meta.corpus) or "an unrecorded corpus"
         bpc = "val bpc —" if meta.val_bpc is None else f"val {meta.val_bpc:.3f} bits/char"
-        text = Text()
-        text.append(f"textgen · {self.name}", style="tg.label")
-        text.append(f" · {meta.config.describe()} · trained on {visible(corpus)} · {bpc} · ", style="tg.dim")
-        text.append("type /help", style="tg.key")
-        self.console.print(text, soft_wrap=True)
+        parts = [
+            Text(f"textgen · {self.name}", style="tg.label"),
+            *(Text(p, style="tg.dim") for p in (meta.config.describe(), f"trained on {visible(corpus)}", bpc)),
+            Text("type /help", style="tg.key"),
+        ]
+        if not self.console.is_terminal:  # a pipe or a file: one line, whatever its length
+            self.console.print(Text(" · ", style="tg.dim").join(parts), soft_wrap=True)
+            return
+        # On a terminal, break between the parts: the terminal's own wrap would cut a word or a number in two.
+        lines: list[list[Text]] = [[]]
+        for part in parts:
+            if lines[-1] and sum(t.cell_len + 3 for t in lines[-1]) + part.cell_len > self.console.width:
+                lines.append([])
+            lines[-1].append(part)
+        for line in lines:
+            self.console.print(Text(" · ", style="tg.dim").join(line))
 
     def toolbar(self) -> str:
         """The bottom toolbar: under the prompt, and pinned to the last row while a command runs."""

@@ -118,6 +118,22 @@ def test_compare_defaults_to_the_books_temperatures() -> None:
         parse_temperatures(" ".join(["1"] * 9))
 
 
+def test_on_a_narrow_terminal_the_banner_breaks_between_its_parts(repl_session) -> None:
+    """A terminal's own wrap cuts words and numbers ("val 1.78" / "1 bits/char"); the banner breaks at its dots."""
+    from conftest import ANSI
+
+    s, out = repl_session()
+    s.banner()
+    one_line = out.getvalue().rstrip("\n")  # without colour the console is not a terminal: one line, for pipes
+    assert "\n" not in one_line and one_line.endswith(" · type /help")
+    s, out = repl_session(color=True)
+    s.console.width = 40
+    s.banner()
+    lines = ANSI.sub("", out.getvalue()).splitlines()
+    assert len(lines) > 2 and all(len(line) <= 40 for line in lines)
+    assert " · ".join(lines) == one_line
+
+
 # ---- each command in a session ------------------------------------------------------------------------------------
 
 
