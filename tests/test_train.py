@@ -250,6 +250,22 @@ def test_interrupted_atomic_write_leaves_the_old_checkpoint_loadable(corpus_file
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no temp file left behind
 
 
+def test_a_write_that_fails_midway_for_any_reason_leaves_the_old_file_and_no_temporary(tmp_path):
+    from textgen_core.atomic import atomic_write
+
+    p = tmp_path / "resume.safetensors"
+    atomic_write_bytes(p, b"old")
+
+    def half_then_fail(f) -> None:
+        f.write(b"half of the new")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(p, half_then_fail)
+    assert p.read_bytes() == b"old"
+    assert [q.name for q in tmp_path.iterdir()] == ["resume.safetensors"]
+
+
 def test_atomic_write_replaces_whole_file(tmp_path):
     p = tmp_path / "f.bin"
     atomic_write_bytes(p, b"old")

@@ -19,9 +19,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     """Let `write` fill a temporary file in the same folder, fsync it, then rename it over `path`.
 
     The rename is atomic on POSIX and Windows (same filesystem), and the folder is fsynced afterwards so that
-    the rename itself survives a power cut. On failure the temporary file is removed and the old file is
-    untouched; the error is a one-line `TextgenError`. `write` gets the open file, so a large file can be
-    written piece by piece instead of being built in memory first.
+    the rename itself survives a power cut. On any failure the temporary file is removed and the old file is
+    untouched; an `OSError` (a full disk, a permission) becomes a one-line `TextgenError`, anything else
+    propagates. `write` gets the open file, so a large file can be written piece by piece instead of being
+    built in memory first.
     """
     path = Path(path)
     if not path.name or path.is_dir():
@@ -34,9 +35,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:  # whatever stopped the write, no partial file is left behind
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if not isinstance(e, OSError):
+            raise
         raise TextgenError(
             f"{path}: could not write ({e.strerror or e}); the previous file is intact; free space and retry"
         ) from None
