@@ -285,13 +285,15 @@ def test_written_safetensors_read_back_exactly_with_safetensors_own_readers(tmp_
         "transposed": rng.standard_normal((4, 6)).T,  # float64, not contiguous
         "big_endian": np.arange(6, dtype=">f4").reshape(2, 3),
         "step": np.array([12.0], dtype=np.float32),
+        "scalar": np.array(0.5, dtype=np.float32),  # 0-d: the shape must stay ()
     }
     path = tmp_path / "x.safetensors"
     ckpt.write_safetensors(path, tensors, {"resume": '{"step": 12}'})
     back = load_file(str(path))
     assert back.keys() == tensors.keys()
     for name, arr in tensors.items():
-        assert back[name].dtype == arr.dtype.newbyteorder("=") and np.array_equal(back[name], arr), name
+        assert back[name].dtype == arr.dtype.newbyteorder("=") and back[name].shape == arr.shape, name
+        assert np.array_equal(back[name], arr), name
     with safe_open(str(path), framework="numpy") as f:
         assert f.metadata() == {"resume": '{"step": 12}'}
 

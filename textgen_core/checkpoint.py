@@ -205,7 +205,7 @@ def write_safetensors(path: str | os.PathLike, tensors: dict[str, np.ndarray], m
     resume file (weights, Adam's two moments, the moving average) is a transient of several times the model's
     size at every checkpoint; here the header is built and then each array is written from its own memory.
     Readers are safetensors' own (`safe_open`, `safetensors.numpy`)."""
-    arrays = {k: np.ascontiguousarray(v, dtype=v.dtype.newbyteorder("<")) for k, v in tensors.items()}
+    arrays = {k: np.require(v, v.dtype.newbyteorder("<"), "C") for k, v in tensors.items()}  # copies only if needed
     header: dict[str, object] = {"__metadata__": metadata}
     offset = 0
     for name, arr in arrays.items():
