@@ -166,17 +166,18 @@ class Session:
             *(Text(p, style="tg.dim") for p in (meta.config.describe(), f"trained on {visible(corpus)}", bpc)),
             Text("type /help", style="tg.key"),
         ]
+        sep = Text(" · ", style="tg.dim")
         if not self.console.is_terminal:  # a pipe or a file: one line, whatever its length
-            self.console.print(Text(" · ", style="tg.dim").join(parts), soft_wrap=True)
+            self.console.print(sep.join(parts), soft_wrap=True)
             return
         # On a terminal, break between the parts: the terminal's own wrap would cut a word or a number in two.
         lines: list[list[Text]] = [[]]
         for part in parts:
-            if lines[-1] and sum(t.cell_len + 3 for t in lines[-1]) + part.cell_len > self.console.width:
+            if lines[-1] and sum(t.cell_len + sep.cell_len for t in lines[-1]) + part.cell_len > self.console.width:
                 lines.append([])
             lines[-1].append(part)
         for line in lines:
-            self.console.print(Text(" · ", style="tg.dim").join(line))
+            self.console.print(sep.join(line))
 
     def toolbar(self) -> str:
         """The bottom toolbar: under the prompt, and pinned to the last row while a command runs."""
