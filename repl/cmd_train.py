@@ -164,7 +164,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from textgen_core import distributed
     from textgen_core.errors import TextgenError
-    from textgen_core.train import RESUME_NAME, Reporter, TrainConfig, Trainer, cpu_threads, pick_device
+    from textgen_core.train import Reporter, TrainConfig, Trainer, check_new_run, cpu_threads, pick_device
 
     from .progress import RichReporter
 
@@ -176,8 +176,8 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise TextgenError(f"--out {out}: is a file; give a folder for the run")
-    if not args.resume and (out / RESUME_NAME).exists():
-        raise TextgenError(f"--out {out} already holds a run; add --resume to continue it, or choose another --out")
+    if not args.resume:
+        check_new_run(out)  # here as well as in the Trainer: before --nproc starts any workers
     nproc = args.nproc or 1
     if distributed.launched():
         if nproc > 1 and nproc != int(os.environ.get("LOCAL_WORLD_SIZE", nproc)):

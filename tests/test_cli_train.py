@@ -53,8 +53,15 @@ def test_train_then_info_and_resume(corpus_file, tmp_path):
     assert "resuming at step 20" in proc.stdout
     assert json.loads(run_cli("info", "-c", str(out), "--json").stdout)["step"] == 30
 
-    # A second plain `train` into the same folder would overwrite the run: refused.
+    # A second plain `train` into the same folder would overwrite the run: refused. So it is when only the
+    # trained model is left (its resume file deleted to save space): the new run's first evaluation would replace it.
     assert_one_line_error(run_cli("train", str(corpus_file), "--out", str(out), "--steps", "5"), "--resume")
+    model_only = tmp_path / "model_only"
+    model_only.mkdir()
+    (model_only / "model.safetensors").write_bytes((out / "model.safetensors").read_bytes())
+    proc = run_cli("train", str(corpus_file), "--out", str(model_only), "--steps", "5", *TINY_TRAIN)
+    assert_one_line_error(proc, "already holds a trained model")
+    assert (model_only / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
     # A resume with another model size is refused, and so is another corpus.
     assert_one_line_error(
         run_cli("train", str(corpus_file), "--out", str(out), "--steps", "40", "--resume", "--hidden-size", "64"),

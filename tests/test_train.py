@@ -232,6 +232,19 @@ def test_resume_refuses_a_different_corpus_or_model(corpus_file, tmp_path):
         )
 
 
+def test_a_new_run_never_starts_over_a_folder_that_holds_one(corpus_file, tmp_path):
+    """Library users get the CLI's protection: a new Trainer in a used folder would replace its model."""
+    out = tmp_path / "run"
+    Trainer(tiny_config(corpus_file, out, steps=5)).run()
+    with pytest.raises(TextgenError, match="add --resume"):
+        Trainer(tiny_config(corpus_file, out, steps=5))
+    (out / ckpt.RESUME_NAME).unlink()
+    before = (out / ckpt.WEIGHTS_NAME).read_bytes()
+    with pytest.raises(TextgenError, match="already holds a trained model"):
+        Trainer(tiny_config(corpus_file, out, steps=5))
+    assert (out / ckpt.WEIGHTS_NAME).read_bytes() == before
+
+
 def test_interrupted_atomic_write_leaves_the_old_checkpoint_loadable(corpus_file, tmp_path, monkeypatch):
     out = tmp_path / "run"
     t = Trainer(tiny_config(corpus_file, out, steps=10))

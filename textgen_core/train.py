@@ -287,6 +287,20 @@ def epoch_offset(seed: int, epoch: int, seq_len: int) -> int:
     return int(np.random.default_rng([seed, epoch]).integers(0, seq_len))
 
 
+def check_new_run(out: Path) -> None:
+    """Refuse to start a new run in a folder that holds one: its first evaluation would replace the trained model.
+
+    A folder with only `model.safetensors` (a finished run whose resume file was deleted to save space, or a copied
+    checkpoint) is refused too, as it cannot be resumed either."""
+    if (out / RESUME_NAME).exists():
+        raise TextgenError(f"--out {out} already holds a run; add --resume to continue it, or choose another --out")
+    if (out / ckpt.WEIGHTS_NAME).exists():
+        raise TextgenError(
+            f"--out {out} already holds a trained model ({ckpt.WEIGHTS_NAME}); choose another --out, or move the "
+            "model away"
+        )
+
+
 @torch.no_grad()
 def evaluate_bpc(
     model: CharLSTM,
@@ -359,6 +373,8 @@ class Trainer:
         self.out = Path(config.out)
         self.world = World.current()
         with self.world.main_first():
+            if not resume:
+                check_new_run(self.out)
             saved = self._read_resume() if resume else None
             given = config
             if saved is not None:
