@@ -14,7 +14,15 @@ from textgen_core import checkpoint as ckpt
 from textgen_core.atomic import atomic_write_bytes
 from textgen_core.errors import TextgenError
 from textgen_core.model import CharLSTM, dropout, module_name
-from textgen_core.train import TrainConfig, Trainer, evaluate_bpc, make_streams, stream_batch
+from textgen_core.train import (
+    RESUME_KEYS,
+    TrainConfig,
+    Trainer,
+    evaluate_bpc,
+    make_streams,
+    read_resume,
+    stream_batch,
+)
 
 TINY = dict(
     embed_dim=16,
@@ -325,6 +333,30 @@ def test_writing_safetensors_does_not_build_the_file_in_memory(tmp_path):
         tracemalloc.stop()
     assert (tmp_path / "x.safetensors").stat().st_size > size
     assert peak < size / 20
+
+
+def test_reading_a_resume_file_holds_its_tensors_once(tmp_path):
+    """A resume file is several times the model; reading it must not hold the file and its tensors together."""
+    import tracemalloc
+
+    tensors = {
+        "model/w": np.ones(4_000_000, dtype=np.float32),
+        "stream/h": np.zeros((2, 4, 8), dtype=np.float32),
+        "stream/c": np.ones((2, 4, 8), dtype=np.float32),
+        "rng/torch": np.arange(10, dtype=np.uint8),
+    }
+    ckpt.write_safetensors(tmp_path / ckpt.RESUME_NAME, tensors, {"resume": json.dumps({k: {} for k in RESUME_KEYS})})
+    size = sum(a.nbytes for a in tensors.values())
+    tracemalloc.start()
+    try:
+        back, meta = read_resume(tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert set(meta) == set(RESUME_KEYS)
+    for name, arr in tensors.items():
+        assert np.array_equal(back[name], arr), name
+    assert peak < 1.25 * size
 
 
 def test_diverging_loss_stops_without_overwriting_the_checkpoint(corpus_file, tmp_path):

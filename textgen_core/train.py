@@ -301,6 +301,30 @@ def check_new_run(out: Path) -> None:
         )
 
 
+def read_resume(out: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """The tensors and metadata of `out`'s resume file, checked to hold what a resume needs."""
+    from safetensors import safe_open
+
+    path = out / RESUME_NAME
+    if not path.exists():
+        raise TextgenError(f"{out}: nothing to resume (no {RESUME_NAME}); drop --resume to start a new run")
+    try:
+        # Tensor by tensor from the file: reading it whole first would hold the resume state twice.
+        with safe_open(str(path), framework="numpy") as f:
+            meta = json.loads((f.metadata() or {})["resume"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
+    except Exception as e:  # corrupt resume state: say so, never traceback
+        raise TextgenError(f"{path}: resume state is unreadable ({str(e).splitlines()[0][:100]})") from None
+    missing = [k for k in RESUME_KEYS if not isinstance(meta, dict) or k not in meta]
+    missing += [k for k in ("stream/h", "stream/c", "rng/torch") if k not in tensors]
+    if missing or not isinstance(meta.get("config"), dict):
+        raise TextgenError(
+            f"{path}: resume state is incomplete (lacks {', '.join(missing) or 'config'}); "
+            "start a new --out (model.safetensors there is still usable)"
+        )
+    return tensors, meta
+
+
 @torch.no_grad()
 def evaluate_bpc(
     model: CharLSTM,
@@ -375,7 +399,7 @@ class Trainer:
         with self.world.main_first():
             if not resume:
                 check_new_run(self.out)
-            saved = self._read_resume() if resume else None
+            saved = read_resume(self.out) if resume else None
             given = config
             if saved is not None:
                 self._check_world_size(saved[1])
@@ -490,29 +514,6 @@ class Trainer:
         return None
 
     # ----- resume --------------------------------------------------------------------------------------
-    def _read_resume(self) -> tuple[dict[str, np.ndarray], dict] | None:
-        from safetensors.numpy import load as st_load
-
-        path = self.out / RESUME_NAME
-        if not path.exists():
-            raise TextgenError(f"{self.out}: nothing to resume (no {RESUME_NAME}); drop --resume to start a new run")
-        try:
-            data = path.read_bytes()
-            tensors = st_load(data)
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="numpy") as f:
-                meta = json.loads((f.metadata() or {})["resume"])
-        except Exception as e:  # corrupt resume state: say so, never traceback
-            raise TextgenError(f"{path}: resume state is unreadable ({str(e).splitlines()[0][:100]})") from None
-        missing = [k for k in RESUME_KEYS if not isinstance(meta, dict) or k not in meta]
-        missing += [k for k in ("stream/h", "stream/c", "rng/torch") if k not in tensors]
-        if missing or not isinstance(meta.get("config"), dict):
-            raise TextgenError(
-                f"{path}: resume state is incomplete (lacks {', '.join(missing) or 'config'}); "
-                "start a new --out (model.safetensors there is still usable)"
-            )
-        return tensors, meta
 
     def _check_world_size(self, meta: dict) -> None:
         """Each rank continues its own streams and RNG, so a run resumes only with as many processes as it had."""
