@@ -46,7 +46,22 @@ def describe(c: Checkpoint) -> dict:
         "train_bpc": m.train_bpc,
         "val_bpc": m.val_bpc,
         "command": m.command,
+        "init": started_from(m.extra.get("init")),
     }
+
+
+def started_from(record: object) -> dict | None:
+    """The checkpoint a fine-tuned run started from (`textgen train --init`), as its metadata records it: its
+    path, step, val bpc and training command. Metadata is anyone's to write, so wrong types are dropped."""
+    if not isinstance(record, dict):
+        return None
+    kinds = {"checkpoint": str, "step": int, "val_bpc": float, "command": str}
+    facts: dict[str, object] = {}
+    for key, kind in kinds.items():
+        value = record.get(key)
+        fits = type(value) is kind or (kind is float and type(value) is int)
+        facts[key] = value if fits else None
+    return facts
 
 
 def main(args: argparse.Namespace) -> int:
@@ -87,6 +102,12 @@ def render(info: dict) -> str:
         ("val bpc", val),
         ("trained with", info["command"] or "—"),
     ]
+    if info["init"] is not None:
+        init = info["init"]
+        parent = [f"step {init['step']:,}" if init["step"] is not None else None]
+        parent.append(f"val bpc {init['val_bpc']:.3f}" if init["val_bpc"] is not None else None)
+        rows.append(("started from", f"{init['checkpoint'] or '—'} ({', '.join(p for p in parent if p) or '—'})"))
+        rows.append(("which was", f"trained with {init['command'] or '—'}"))
     # The path, corpus names and command come from the user or from the checkpoint's metadata, which anyone can
     # write: shown as text, never as terminal controls.
     return "\n".join(f"{k:>12}  {visible(v)}" for k, v in rows)

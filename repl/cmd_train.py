@@ -80,6 +80,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="P",
         help=f"DropConnect on recurrent weights, AWD-LSTM style (default {defaults.DEFAULT_WEIGHT_DROP})",
     )
+    model.add_argument(
+        "--init",
+        metavar="CKPT",
+        help="start from this checkpoint's weights (a .safetensors file, a run folder, or 'bundled' for the "
+        "bundled model) to fine-tune it: the run keeps its size, vocabulary and case, and its dropout unless given",
+    )
     opt = p.add_argument_group("optimisation")
     opt.add_argument(
         "--batch-size",
@@ -176,6 +182,8 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise TextgenError(f"--out {out}: is a file; give a folder for the run")
+    if args.resume and args.init is not None:
+        raise TextgenError("--init starts a new run from a checkpoint; drop it when resuming (the run has its weights)")
     if not args.resume:
         check_new_run(out)  # here as well as in the Trainer: before --nproc starts any workers
     nproc = args.nproc or 1

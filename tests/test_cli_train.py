@@ -137,3 +137,23 @@ def test_encoding_flag_reads_latin1(tmp_path):
     proc = run_cli("train", str(p), "--out", str(out), "--steps", "2", *TINY_TRAIN, "--encoding", "latin-1")
     assert proc.returncode == 0, proc.stderr
     assert "\u00e9" in json.loads(run_cli("info", "-c", str(out), "--json").stdout)["vocab"]
+
+
+def test_fine_tune_the_bundled_model_on_your_own_text(corpus_file, tmp_path):
+    """`--init bundled` as the README shows it: the run keeps the bundled model's size and vocabulary."""
+    out = tmp_path / "mine"
+    small = ["--batch-size", "2", "--seq-len", "16", "--eval-every", "2", "--sample-len", "0", "--device", "cpu"]
+    proc = run_cli("train", str(corpus_file), "--out", str(out), "--init", "bundled", "--steps", "2", *small)
+    assert proc.returncode == 0, proc.stderr
+    mine, bundled = (json.loads(run_cli("info", *c, "--json").stdout) for c in (["-c", str(out)], []))
+    assert mine["config"] == bundled["config"] and mine["vocab"] == bundled["vocab"] and mine["step"] == 2
+    assert "--init bundled" in mine["command"]
+
+    assert_one_line_error(
+        run_cli("train", str(corpus_file), "--out", str(out), "--init", "bundled", "--resume"), "drop it when resuming"
+    )
+    assert_one_line_error(
+        run_cli("train", str(corpus_file), "--out", str(tmp_path / "x"), "--init", str(tmp_path / "nope")),
+        "no such checkpoint",
+    )
+    assert not (tmp_path / "x").exists()

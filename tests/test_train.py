@@ -253,6 +253,55 @@ def test_a_new_run_never_starts_over_a_folder_that_holds_one(corpus_file, tmp_pa
     assert (out / ckpt.WEIGHTS_NAME).read_bytes() == before
 
 
+def test_init_starts_from_a_checkpoint_and_keeps_its_vocabulary(corpus_file, tmp_path):
+    """Fine-tuning: the run starts from the checkpoint's weights, on a corpus that uses only some of its
+    characters; its checkpoints, samples and resume keep the parent's vocabulary and name the parent."""
+    parent = tmp_path / "parent"
+    Trainer(tiny_config(corpus_file, parent, steps=5, dropout=0.1)).run()
+    start = ckpt.load(parent)
+    subset = tmp_path / "subset.txt"
+    subset.write_text("".join(ch for ch in corpus_file.read_text() if ch not in "aeiouAEIOU"))
+    child = tmp_path / "child"
+    t = Trainer(tiny_config(subset, child, steps=6, eval_every=3, sample_len=10, init=str(parent)))
+    assert len(t.corpus.vocab) < len(start.vocab) and t.vocab == start.vocab
+    assert t.config.dropout == 0.1  # the parent's, as the command did not give one
+    for name, arr in t.model.to_numpy().items():
+        assert np.array_equal(arr, start.tensors[name]), name
+    # The corpus's ids are renumbered as the model's vocabulary numbers them.
+    val_text = subset.read_text()[-len(t.val_tokens) :]
+    assert t.vocab.decode(t.val_tokens.tolist()) == val_text
+    t.run()
+    saved = ckpt.load(child)
+    assert saved.vocab == start.vocab
+    assert saved.meta.extra["init"]["step"] == 5 and saved.meta.extra["init"]["checkpoint"] == str(parent)
+    assert saved.meta.extra["init"]["command"] == start.meta.command
+    resumed = Trainer(tiny_config(subset, child, steps=9), resume=True)
+    assert resumed.step == 6 and resumed.vocab == start.vocab
+    resumed.run()
+    assert ckpt.load(child).meta.extra["init"]["step"] == 5
+
+
+def test_init_refuses_what_the_checkpoint_cannot_be(corpus_file, tmp_path):
+    parent = tmp_path / "parent"
+    Trainer(tiny_config(corpus_file, parent, steps=2)).run()
+    other = tmp_path / "other.txt"
+    other.write_text(corpus_file.read_text() + "Ærø\n")
+    with pytest.raises(TextgenError, match="--init: the corpus has 'Æø', which the model's vocabulary lacks"):
+        Trainer(tiny_config(other, tmp_path / "a", steps=2, init=str(parent)))
+    with pytest.raises(TextgenError, match="--init: --hidden-size 64 differs from the checkpoint's 32; drop"):
+        Trainer(
+            tiny_config(corpus_file, tmp_path / "b", steps=2, hidden_size=64, init=str(parent)),
+            explicit=frozenset({"hidden_size", "init"}),
+        )
+    with pytest.raises(TextgenError, match="no such checkpoint"):
+        Trainer(tiny_config(corpus_file, tmp_path / "c", steps=2, init=str(tmp_path / "nope")))
+    given = Trainer(
+        tiny_config(corpus_file, tmp_path / "d", steps=2, dropout=0.3, init=str(parent)),
+        explicit=frozenset({"dropout", "init"}),
+    )
+    assert given.config.dropout == 0.3
+
+
 def test_interrupted_atomic_write_leaves_the_old_checkpoint_loadable(corpus_file, tmp_path, monkeypatch):
     out = tmp_path / "run"
     t = Trainer(tiny_config(corpus_file, out, steps=10))

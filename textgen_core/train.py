@@ -67,6 +67,7 @@ from .corpus import DEFAULT_MAX_VOCAB, Corpus, Source, load_corpus
 from .distributed import World
 from .errors import TextgenError
 from .model import CharLSTM
+from .vocab import Vocabulary
 
 RESUME_NAME = ckpt.RESUME_NAME
 #: Metadata every resume file holds; a file lacking one was damaged or hand-edited.
@@ -119,6 +120,8 @@ class TrainConfig:
     seed: int = DEFAULT_SEED
     device: str = "auto"
     precision: str = "auto"
+    #: A checkpoint (file, run folder, or "bundled") whose weights the run starts from: fine-tuning.
+    init: str | None = None
 
     #: Fields a resumed run must share with the original (the model and the data layout).
     FIXED = (
@@ -287,6 +290,35 @@ def epoch_offset(seed: int, epoch: int, seq_len: int) -> int:
     return int(np.random.default_rng([seed, epoch]).integers(0, seq_len))
 
 
+BUNDLED = "bundled"
+
+
+def adopt_start(config: TrainConfig, start: ckpt.Checkpoint, explicit: frozenset[str]) -> TrainConfig:
+    """The config of a run that starts from `start`: the checkpoint's shape and case, and its regularisation
+    unless the command gives other values. A shape flag that contradicts the checkpoint is refused."""
+    have = {f: getattr(start.config, f) for f in ("embed_dim", "hidden_size", "num_layers")}
+    have["lowercase"] = start.meta.lowercase
+    for name, value in have.items():
+        if name in explicit and getattr(config, name) != value:
+            flag = f"--{name.replace('_', '-')}"
+            raise TextgenError(
+                f"--init: {flag} {getattr(config, name)} differs from the checkpoint's {value}; drop {flag}"
+            )
+    regularisation = {f: getattr(start.config, f) for f in ("dropout", "embed_dropout", "weight_drop")}
+    return replace(config, **have, **{f: v for f, v in regularisation.items() if f not in explicit})
+
+
+def model_ids(corpus: Vocabulary, model: Vocabulary, flag: str, fix: str) -> np.ndarray | None:
+    """The model's id for each of the corpus's ids (None when the vocabularies are the same). A character the
+    model cannot represent is refused: a one-line error about `flag`, ending in `fix`."""
+    if corpus == model:
+        return None
+    missing = "".join(ch for ch in corpus.chars if ch not in model)
+    if missing:
+        raise TextgenError(f"{flag}: the corpus has {missing[:20]!r}, which the model's vocabulary lacks; {fix}")
+    return np.array([model.index(ch) for ch in corpus.chars], dtype=np.int64)
+
+
 def check_new_run(out: Path) -> None:
     """Refuse to start a new run in a folder that holds one: its first evaluation would replace the trained model.
 
@@ -406,6 +438,11 @@ class Trainer:
                 config = self._merge_resumed(config, saved[1], explicit)
                 # Given explicitly, these apply on --resume too: it is how a diverged run goes on ("lower --lr").
                 config = replace(config, **{f: getattr(given, f) for f in RESUME_MAY_CHANGE if f in explicit})
+            # A run that starts from a checkpoint takes its shape and vocabulary (a resumed one has its weights).
+            start = None
+            if saved is None and config.init is not None:
+                start = ckpt.load(None if config.init == BUNDLED else config.init)
+                config = adopt_start(config, start, explicit)
             self.config = config
             self._check_budget()
             self.device = pick_device(config.device)
@@ -415,16 +452,36 @@ class Trainer:
             if self.device.type == "cpu":
                 torch.set_num_threads(max(1, cpu_threads() // self.world.local_size))
             self.corpus = self._load_corpus()
-            train_tokens, val_tokens = self.corpus.split(config.val_fraction)
-            self.val_tokens = val_tokens[:EVAL_MAX_CHARS]
-            self._check_sizes(len(train_tokens))
-            self.model_config = config.model_config(len(self.corpus.vocab))
-            check_fits(self.model_config, config.batch_size, config.seq_len, self.device)
             if saved is not None:
                 self._check_resume_matches(saved[1], given, explicit)
+            #: The model's vocabulary: the corpus's own, or that of the checkpoint the run started from, which
+            #: must hold every character of the corpus; `_lut` maps the corpus's ids to the model's.
+            self.vocab = self.corpus.vocab
+            self._lut: np.ndarray | None = None
+            if start is not None:
+                self.vocab = start.vocab
+                self._lut = model_ids(self.corpus.vocab, self.vocab, "--init", "drop --init to train a new model")
+            elif saved is not None:
+                self.vocab = Vocabulary(saved[1]["vocab"])
+                self._lut = model_ids(self.corpus.vocab, self.vocab, "--resume", "start a new --out")
+            train_tokens, val_tokens = self.corpus.split(config.val_fraction)
+            self.val_tokens = self._model_ids(val_tokens[:EVAL_MAX_CHARS])
+            self._check_sizes(len(train_tokens))
+            self.model_config = config.model_config(len(self.vocab))
+            check_fits(self.model_config, config.batch_size, config.seq_len, self.device)
 
         torch.manual_seed(config.seed)
         self.model = CharLSTM(self.model_config).to(self.device)
+        #: Where the weights came from, kept in every checkpoint of the run (the parent's command, step, val).
+        self.init_record: dict | None = saved[1].get("init") if saved is not None else None
+        if start is not None:
+            self.model.load_numpy(start.tensors)
+            self.init_record = {
+                "checkpoint": config.init,
+                "step": start.meta.step,
+                "val_bpc": start.meta.val_bpc,
+                "command": start.meta.command,
+            }
         if self.world.rank:
             torch.manual_seed(config.seed + self.world.rank)  # own dropout masks; rank 0 keeps a 1-process run's
         # `net` is what trains (it averages gradients across ranks); `model` is the plain module we evaluate and save.
@@ -478,6 +535,10 @@ class Trainer:
         return self.model if self.averaged is None else self.averaged.module  # type: ignore[return-value]
 
     # ----- set-up --------------------------------------------------------------------------------------
+    def _model_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Token ids of the corpus as the model's vocabulary numbers them."""
+        return ids if self._lut is None else self._lut[ids]
+
     def _load_corpus(self) -> Corpus:
         """In memory, or (for large corpora) as a map of the run's token file, which is built on first use."""
         c = self.config
@@ -560,8 +621,6 @@ class Trainer:
                     f"--resume: --{name.replace('_', '-')} {getattr(given, name)} differs from the run's "
                     f"{getattr(self.config, name)}; drop the flag or start a new --out"
                 )
-        if meta["vocab"] != self.corpus.vocab.chars:
-            raise TextgenError("--resume: the corpus vocabulary differs from the run's; start a new --out")
 
     @staticmethod
     def _model_tensors(tensors: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
@@ -635,7 +694,8 @@ class Trainer:
         meta = {
             "config": self.config.to_dict(),
             "sources": [s.to_dict() for s in self.corpus.sources],
-            "vocab": self.corpus.vocab.chars,
+            "vocab": self.vocab.chars,
+            "init": self.init_record,
             "step": self.step,
             "elapsed": self.elapsed,
             "best_val": None if math.isinf(self.best_val) else self.best_val,
@@ -676,7 +736,7 @@ class Trainer:
         if index == 0:
             self.state = self.model.initial_state(c.batch_size, self.device)
         batch = stream_batch(self.streams, epoch_offset(c.seed, epoch, c.seq_len), index, c.seq_len)
-        x, y = (ids_to_device(a, self.device) for a in batch)
+        x, y = (ids_to_device(self._model_ids(a), self.device) for a in batch)
         lr = self.lr_at(self.budget_fraction())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -734,14 +794,15 @@ class Trainer:
     def save_best(self, train_bpc: float | None, val_bpc: float) -> None:
         meta = ckpt.CheckpointMeta(
             config=self.model_config,
-            vocab=self.corpus.vocab,
+            vocab=self.vocab,
             lowercase=self.config.lowercase,
             corpus=self.corpus.sources,
             step=self.step,
             train_bpc=train_bpc,
             val_bpc=val_bpc,
             command=self.command,
-            extra={"precision": self.precision, "seq_len": self.config.seq_len, "ema": self.config.ema},
+            extra={"precision": self.precision, "seq_len": self.config.seq_len, "ema": self.config.ema}
+            | ({"init": self.init_record} if self.init_record else {}),
         )
         path = self.out / ckpt.WEIGHTS_NAME
         ckpt.save(path, self.weights.to_numpy(), meta)
@@ -753,7 +814,7 @@ class Trainer:
         from .inference import NumpyLSTM
         from .sampling import SamplingSettings
 
-        vocab = self.corpus.vocab
+        vocab = self.vocab
         prompt = vocab.decode(self.val_tokens[:40])
         settings = [SamplingSettings(temperature=t) for t in SAMPLE_TEMPERATURES]
         model = NumpyLSTM(self.model_config, self.weights.to_numpy())
