@@ -575,7 +575,6 @@ class Trainer:
         return None
 
     # ----- resume --------------------------------------------------------------------------------------
-
     def _check_world_size(self, meta: dict) -> None:
         """Each rank continues its own streams and RNG, so a run resumes only with as many processes as it had."""
         saved = int(meta.get("world_size", 1))
