@@ -64,6 +64,13 @@ def started_from(record: object) -> dict | None:
     return facts
 
 
+def _after_parent(init: dict | None) -> str:
+    """For a fine-tuned checkpoint, the steps of the one it started from: its own count restarts at 0."""
+    if init is None or init["step"] is None:
+        return ""
+    return f" after the {init['step']:,} of the checkpoint it started from"
+
+
 def main(args: argparse.Namespace) -> int:
     from textgen_core import checkpoint as ckpt
 
@@ -98,7 +105,10 @@ def render(info: dict) -> str:
             f"{visible(info['vocab']).replace(chr(10), '⏎').replace(chr(9), '⇥')}",
         ),
         ("corpus", corpus or "—"),
-        ("steps", f"{info['step']:,} trained; these weights from step {info['best_step']:,}"),
+        (
+            "steps",
+            f"{info['step']:,} trained{_after_parent(info['init'])}; these weights from step {info['best_step']:,}",
+        ),
         ("val bpc", val),
         ("trained with", info["command"] or "—"),
     ]

@@ -148,6 +148,10 @@ def test_fine_tune_the_bundled_model_on_your_own_text(corpus_file, tmp_path):
     mine, bundled = (json.loads(run_cli("info", *c, "--json").stdout) for c in (["-c", str(out)], []))
     assert mine["config"] == bundled["config"] and mine["vocab"] == bundled["vocab"] and mine["step"] == 2
     assert "--init bundled" in mine["command"]
+    assert mine["init"]["checkpoint"] == "bundled" and mine["init"]["step"] == bundled["step"]
+    shown = run_cli("info", "-c", str(out)).stdout
+    assert f"after the {bundled['step']:,} of the checkpoint it started from" in shown
+    assert "started from  bundled" in shown and bundled["command"] in shown.replace("\n", " ")
 
     assert_one_line_error(
         run_cli("train", str(corpus_file), "--out", str(out), "--init", "bundled", "--resume"), "drop it when resuming"

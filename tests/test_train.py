@@ -275,6 +275,9 @@ def test_init_starts_from_a_checkpoint_and_keeps_its_vocabulary(corpus_file, tmp
     assert saved.vocab == start.vocab
     assert saved.meta.extra["init"]["step"] == 5 and saved.meta.extra["init"]["checkpoint"] == str(parent)
     assert saved.meta.extra["init"]["command"] == start.meta.command
+    grandchild = Trainer(tiny_config(subset, tmp_path / "grandchild", steps=3, eval_every=3, init=str(child)))
+    grandchild.run()
+    assert ckpt.load(grandchild.out).meta.extra["init"]["init"]["step"] == 5  # the whole chain is kept
     resumed = Trainer(tiny_config(subset, child, steps=9), resume=True)
     assert resumed.step == 6 and resumed.vocab == start.vocab
     resumed.run()

@@ -481,6 +481,7 @@ class Trainer:
                 "step": start.meta.step,
                 "val_bpc": start.meta.val_bpc,
                 "command": start.meta.command,
+                "init": start.meta.extra.get("init"),  # the parent's own start, if it was fine-tuned too
             }
         if self.world.rank:
             torch.manual_seed(config.seed + self.world.rank)  # own dropout masks; rank 0 keeps a 1-process run's
