@@ -12,8 +12,8 @@ were ~60× slower with 2 threads on a loaded 2-core machine than on an idle one)
 
 - (a) Nietzsche, default config;
 - (b) tiny-shakespeare, default config (also reported in nats/char, the unit nanoGPT quotes);
-- (e) tiny-shakespeare with less dropout (`E_FLAGS`): within 10 minutes its validation rewards less
-  regularisation than Nietzsche's, whose text comes from another book (README, "Choosing the defaults");
+- (e) tiny-shakespeare with less dropout (`E_FLAGS`): within 10 minutes its validation rewards less dropout
+  than Nietzsche's, whose text comes from another book (README, "Choosing the defaults");
 - (c) the book's recipe (bench/book_recipe.py) on lower-cased Nietzsche, for the same minutes;
 - (d) textgen on the same lower-cased Nietzsche task (`--lowercase`), with settings for a short budget
   (`D_FLAGS`: one layer of 512, little dropout, a short warm-up, a higher learning rate) and `--d-minutes`
