@@ -162,6 +162,21 @@ def test_resume_equals_uninterrupted_run(corpus_file, tmp_path, ema):
     assert resumed.best_val == pytest.approx(full.best_val, abs=1e-6)
 
 
+def test_a_run_resumes_with_its_own_weight_decay_after_the_default_changed(corpus_file, tmp_path):
+    """The default weight decay went from 0 to 0.3: a run started under the old default (or with any other
+    value) must go on with its own, or its resume would no longer equal the uninterrupted run."""
+    own = 0.0 if TrainConfig.weight_decay != 0.0 else 0.3
+    full = Trainer(tiny_config(corpus_file, tmp_path / "full", steps=16, weight_decay=own))
+    full.run()
+    part = Trainer(tiny_config(corpus_file, tmp_path / "part", steps=16, weight_decay=own))
+    assert part.run(should_stop=lambda tr: tr.step == 7) == "interrupted"
+    resumed = Trainer(tiny_config(corpus_file, tmp_path / "part", steps=16), resume=True)
+    assert resumed.config.weight_decay == own and resumed.optimizer.param_groups[0]["weight_decay"] == own
+    assert resumed.run() == "done"
+    for k, v in full.model.state_dict().items():
+        assert torch.allclose(v, resumed.model.state_dict()[k], atol=1e-6), k
+
+
 def test_a_bare_resume_goes_on_with_the_runs_budget_and_evaluation_cadence(corpus_file, tmp_path):
     """`textgen train CORPUS --out RUN --resume` with no other flag ends where the uninterrupted run would have,
     evaluating as often as it did; a budget given on the command line replaces the run's."""
