@@ -25,6 +25,11 @@ DEFAULT_EVAL_EVERY = 200
 DEFAULT_SAMPLE_LEN = 100
 DEFAULT_SEED = 1337
 
+# Generation defaults, shared by `textgen sample`, the REPL and the samples a training run writes.
+DEFAULT_LENGTH = 400
+# The temperatures the book samples at; `/compare`'s default and a training run's samples.
+BOOK_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
+
 
 @dataclass(frozen=True)
 class ModelConfig:
