@@ -137,7 +137,7 @@ def torch_rates(config: ModelConfig, tensors: dict, n: int, repeats: int) -> dic
     oneDNN, and of the book's window recompute in torch."""
     import torch
 
-    from textgen_core.model import CharLSTM
+    from textgen_core.training.model import CharLSTM
 
     model = CharLSTM.from_numpy(config, tensors).eval()
 

@@ -58,7 +58,7 @@ def _throughput_worker(rank: int, run: Throughput, steps: int, corpus: Path, fol
     import torch
     import torch.distributed as dist
 
-    from textgen_core.train import Reporter, StepStats, TrainConfig, Trainer
+    from textgen_core.training import Reporter, StepStats, TrainConfig, Trainer
 
     nproc, batch = run.nproc, run.batch
     if nproc > 1:
@@ -138,11 +138,11 @@ def _memory_stages(out: Path, batch: int, torch_dropout: bool) -> None:
     stages.append(("import torch", *mb()))
     torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))])
     stages.append(("first torch.optim optimizer (it imports torch._dynamo)", *mb()))
-    import textgen_core.model
-    from textgen_core.train import Reporter, StepStats, TrainConfig, Trainer
+    import textgen_core.training.model
+    from textgen_core.training import Reporter, StepStats, TrainConfig, Trainer
 
     if torch_dropout:
-        textgen_core.model.dropout = torch.nn.functional.dropout
+        textgen_core.training.model.dropout = torch.nn.functional.dropout
 
     class AfterSteps(Reporter):
         def step(self, stats: StepStats) -> None:

@@ -47,8 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from repl.argtypes import nonneg_int, positive_float, positive_int  # noqa: E402
+from textgen_core.sampling import LN2  # noqa: E402
 
-LN2 = math.log(2.0)
 DEFAULT_WORK = Path("/tmp/textgen-bench")
 DEFAULT_CORPORA = ROOT.parent / "shared" / "corpora"
 MARKER = "bench.json"  # written into every run folder; `runs` only ever deletes folders that hold it
@@ -92,11 +92,11 @@ def _median_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> flo
 
 
 def dropout_step_ratio(step: Callable[[], None], rounds: int) -> float:
-    """Step time with `textgen_core.model.dropout` over the same step with torch's `F.dropout`, timed in
+    """Step time with `textgen_core.training.model.dropout` over the same step with torch's `F.dropout`, timed in
     alternating blocks of three steps so that machine noise hits both alike: the median of `rounds` ratios."""
     import torch.nn.functional as F
 
-    import textgen_core.model as model_module
+    import textgen_core.training.model as model_module
 
     ours = model_module.dropout
     variants = {"ours": ours, "torch": F.dropout}
@@ -121,8 +121,8 @@ def cmd_peak(args: argparse.Namespace) -> int:
     import torch
     import torch.nn.functional as F
 
-    from textgen_core.model import CharLSTM
-    from textgen_core.train import TrainConfig, cpu_supports_bf16, cpu_threads
+    from textgen_core.training import TrainConfig, cpu_supports_bf16, cpu_threads
+    from textgen_core.training.model import CharLSTM
 
     threads = args.threads or cpu_threads()
     torch.set_num_threads(threads)

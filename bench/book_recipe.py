@@ -61,7 +61,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from textgen_core.corpus import load_corpus  # noqa: E402
-from textgen_core.train import cpu_threads  # noqa: E402
+from textgen_core.sampling import LN2  # noqa: E402
+from textgen_core.training import cpu_threads  # noqa: E402
 
 MAXLEN = 60  # window length (the book's maxlen)
 STEP = 3  # stride between training windows
@@ -70,7 +71,6 @@ BATCH = 128
 LR = 0.01
 RHO = 0.9  # Keras RMSprop default
 EPS = 1e-7  # Keras RMSprop default (keras.config.epsilon())
-LN2 = math.log(2.0)
 
 
 class BookModel(nn.Module):

@@ -70,8 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run() -> None:
     code = main()
-    if "textgen_core.distributed" in sys.modules:  # only `train` imports it; the REPL must not pay for torch
-        from textgen_core.distributed import exit_if_worker
+    if "textgen_core.training.distributed" in sys.modules:  # only `train` imports it; the REPL must not pay for torch
+        from textgen_core.training.distributed import exit_if_worker
 
         exit_if_worker(code)
     sys.exit(code)

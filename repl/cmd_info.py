@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def describe(c: Checkpoint) -> dict:
     """The facts `info` prints, as a dict. `step` is the run's progress (from its resume state when the
     checkpoint sits in a run folder); `best_step` is the step whose weights the checkpoint holds."""
-    from textgen_core import checkpoint as ckpt
+    from textgen_core.training.runfolder import run_step
 
     m = c.meta
     return {
@@ -41,7 +41,7 @@ def describe(c: Checkpoint) -> dict:
         "vocab_size": len(m.vocab),
         "lowercase": m.lowercase,
         "corpus": [s.to_dict() for s in m.corpus],
-        "step": max(m.step, ckpt.run_step(c.path.parent) or 0),
+        "step": max(m.step, run_step(c.path.parent) or 0),
         "best_step": m.step,
         "train_bpc": m.train_bpc,
         "val_bpc": m.val_bpc,

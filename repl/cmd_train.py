@@ -167,12 +167,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def main(args: argparse.Namespace) -> int:
-    from textgen_core import distributed
-    from textgen_core.errors import TextgenError
-    from textgen_core.train import Reporter, TrainConfig, Trainer, check_new_run, cpu_threads, pick_device
+#: What `textgen train` says where torch is not installed: the rest of textgen installs and runs without it.
+TORCH_MISSING = "textgen train needs torch: pip install 'textgen[train]' (CPU-only machine: see README, Training)"
 
-    from .progress import RichReporter
+
+def main(args: argparse.Namespace) -> int:
+    from textgen_core.errors import TextgenError
+
+    try:
+        from textgen_core.training import (
+            Reporter,
+            TrainConfig,
+            Trainer,
+            check_new_run,
+            cpu_threads,
+            distributed,
+            pick_device,
+        )
+
+        from .progress import RichReporter
+    except ModuleNotFoundError as e:
+        if e.name != "torch" and not (e.name or "").startswith("torch."):
+            raise
+        raise TextgenError(TORCH_MISSING) from None
 
     # Options map one-to-one onto TrainConfig fields. Their argparse default is None so that we can tell which
     # ones the user gave: a --resume must not silently change the model or the data layout.

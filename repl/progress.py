@@ -16,7 +16,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from textgen_core.train import EvalStats, Reporter, StepStats, Trainer
+from textgen_core.training import EvalStats, Reporter, StepStats, Trainer
 
 from .safe import visible
 

@@ -14,7 +14,7 @@ from tests.test_train import tiny_config
 from textgen_core import tokenfile
 from textgen_core.corpus import SourceReader, load_corpus
 from textgen_core.errors import TextgenError
-from textgen_core.train import Trainer
+from textgen_core.training import Trainer
 
 
 def read_in_pieces(path, chunk_bytes: int, **kw) -> str:
@@ -62,7 +62,7 @@ def test_token_file_equals_the_in_memory_encoding(tmp_path, lowercase, wide):
     kw = dict(encoding="utf-8", lowercase=lowercase, max_vocab=1000)
     mapped = tokenfile.load_token_corpus([a, b], tmp_path / "run", chunk_bytes=97, **kw)
     memory = load_corpus([a, b], **kw)
-    assert isinstance(mapped, tokenfile.MappedCorpus) and mapped.text is None
+    assert isinstance(mapped, tokenfile.MappedCorpus)
     assert mapped.tokens.dtype == memory.tokens.dtype == (np.uint16 if wide else np.uint8)
     assert np.array_equal(mapped.tokens, memory.tokens)
     assert mapped.vocab == memory.vocab and mapped.sources == memory.sources

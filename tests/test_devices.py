@@ -14,8 +14,8 @@ import torch
 from tests.conftest import TINY_TRAIN, run_cli
 from tests.test_train import tiny_config
 from textgen_core import checkpoint as ckpt
-from textgen_core.model import CharLSTM
-from textgen_core.train import Trainer, evaluate_bpc
+from textgen_core.training import Trainer, evaluate_bpc, run_step
+from textgen_core.training.model import CharLSTM
 
 one_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 two_gpus = pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
@@ -91,7 +91,7 @@ def test_a_run_evaluates_samples_and_resumes_on_a_cpu_only_machine(corpus_file, 
         "train", str(corpus_file), "--out", str(out), "--resume", "--steps", "50", "--device", "cpu", env=NO_GPU
     )
     assert more.returncode == 0, more.stderr
-    assert ckpt.run_step(out) == 50
+    assert run_step(out) == 50
 
 
 @one_gpu
@@ -112,4 +112,4 @@ def test_two_gpus_train_with_nccl_and_resume(corpus_file, tmp_path):
     assert len(vals) == 2 and vals[1] < vals[0]
     proc = run_cli("train", str(corpus_file), "--out", str(out), "--steps", "30", "--resume", *flags)
     assert proc.returncode == 0, proc.stderr
-    assert ckpt.run_step(out) == 30
+    assert run_step(out) == 30

@@ -18,8 +18,8 @@ import torch.multiprocessing as mp
 from tests.conftest import ROOT, TINY_TRAIN, make_text, run_cli
 from tests.test_train import tiny_config
 from textgen_core import checkpoint as ckpt
-from textgen_core.distributed import World
-from textgen_core.train import Trainer
+from textgen_core.training import Trainer
+from textgen_core.training.distributed import World
 
 WORLD = 2
 #: Every kind of dropout off: only then may two ranks match one process (each rank draws its own masks).
@@ -55,11 +55,11 @@ def _worker(rank: int, corpus: Path, tmp: Path) -> None:
         assert resumed.step == 3
         assert resumed.run() == "done" and resumed.step == 8
         torch.testing.assert_close(_flat_weights(resumed), _flat_weights(full), rtol=0, atol=1e-6)
-        dist.barrier()  # see textgen_core.distributed.process_group: no rank closes its connections first
+        dist.barrier()  # see textgen_core.training.distributed.process_group: no rank closes its connections first
     finally:
         dist.destroy_process_group()
-    # Passed: end as the CLI's workers end (textgen_core.distributed.exit_if_worker), skipping the interpreter's
-    # teardown, where a C++ thread of torch can abort the process with SIGABRT after a clean run.
+    # Passed: end as the CLI's workers end (textgen_core.training.distributed.exit_if_worker), skipping the
+    # interpreter's teardown, where a C++ thread of torch can abort the process with SIGABRT after a clean run.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
@@ -136,7 +136,7 @@ def test_a_worker_ends_without_the_teardown_that_can_abort_it(world_size: str) -
     normally."""
     code = (
         "import atexit, sys; atexit.register(lambda: print('teardown ran')); "
-        "import repl.cli, textgen_core.distributed; "
+        "import repl.cli, textgen_core.training.distributed; "
         "repl.cli.main = lambda: (print('trained'), 3)[1]; repl.cli.run()"
     )
     proc = subprocess.run(

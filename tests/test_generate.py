@@ -16,8 +16,8 @@ from conftest import ROOT, run_cli, write_random_checkpoint
 from textgen_core import checkpoint
 from textgen_core.generate import Generator, encode_seed, sample_many, score, start_id
 from textgen_core.inference import NumpyLSTM
-from textgen_core.model import CharLSTM
 from textgen_core.sampling import SamplingSettings, softmax
+from textgen_core.training.model import CharLSTM
 
 
 def load(path: Path) -> tuple[checkpoint.Checkpoint, NumpyLSTM, CharLSTM]:

@@ -27,6 +27,7 @@ from conftest import ROOT, TINY_TRAIN, assert_one_line_error, injected_pythonpat
 
 from textgen_core import checkpoint
 from textgen_core.errors import TextgenError
+from textgen_core.training.runfolder import run_step
 
 #: The tiny model of the kill trials: a step, an evaluation and two atomic writes take tens of milliseconds, so
 #: a random delay lands anywhere in that cycle, writes included.
@@ -51,10 +52,10 @@ def one_thread(monkeypatch: pytest.MonkeyPatch):
     """In-process trainers use one thread too (see `_one_cpu`); torch's setting is restored for other tests."""
     import torch
 
-    from textgen_core import train
+    from textgen_core.training import hardware
 
     threads = torch.get_num_threads()
-    monkeypatch.setattr(train, "cpu_threads", lambda: 1)
+    monkeypatch.setattr(hardware, "cpu_threads", lambda: 1)
     yield
     torch.set_num_threads(threads)
 
@@ -82,7 +83,7 @@ def kill_trials(corpus: str, out: str, trials: int, seed: int) -> None:
     past where it was, sleeps a random 0–200 ms and sends SIGKILL. Then, as a user would, it loads the best
     checkpoint and reads the resume step. A last trial resumes without a kill and must finish two steps on.
     """
-    import textgen_core.train  # noqa: F401  torch, once, before forking; this process never runs a torch op
+    import textgen_core.training.loop  # noqa: F401  torch, once, before forking; this process never runs a torch op
     from repl.cli import main
 
     os.environ["COLUMNS"] = "500"  # rich wraps at 80 columns in a file: keep each message on one line
@@ -91,7 +92,7 @@ def kill_trials(corpus: str, out: str, trials: int, seed: int) -> None:
     records = []
     for trial in range(trials + 1):
         final = trial == trials
-        before = checkpoint.run_step(out)
+        before = run_step(out)
         steps = before + 2 if final and before is not None else 100_000
         argv = ["train", corpus, "--out", out, "--steps", str(steps), *KILL_TRAIN]
         if before is not None:
@@ -113,7 +114,7 @@ def kill_trials(corpus: str, out: str, trials: int, seed: int) -> None:
         delay = None
         if not final:
             try:
-                _wait(lambda b=before: (checkpoint.run_step(out) or 0) > (b or 0), timeout=60)
+                _wait(lambda b=before: (run_step(out) or 0) > (b or 0), timeout=60)
                 delay = rng.uniform(0, 0.2)
                 time.sleep(delay)
             finally:  # also when the wait failed: never leave a training running behind the test
@@ -125,7 +126,7 @@ def kill_trials(corpus: str, out: str, trials: int, seed: int) -> None:
             "delay": delay,
             "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
             "exit": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
-            "run_step": checkpoint.run_step(out),
+            "run_step": run_step(out),
         }
         try:
             record["loaded_step"] = checkpoint.load(out).meta.step
@@ -176,7 +177,7 @@ def run_cli_injected(tmp_path: Path, code: str, *args: str) -> subprocess.Comple
 
 def _run_at_step_10(corpus: Path, out: Path) -> dict[str, bytes]:
     """A run folder with a good checkpoint and resume state at step 10; returns its files' bytes."""
-    from textgen_core.train import TrainConfig, Trainer
+    from textgen_core.training import TrainConfig, Trainer
 
     tiny = {"embed_dim": 8, "hidden_size": 16, "num_layers": 1, "batch_size": 4, "seq_len": 16, "sample_len": 0}
     config = TrainConfig(corpus=[str(corpus)], out=str(out), steps=10, eval_every=10, device="cpu", **tiny)
@@ -205,7 +206,7 @@ def test_disk_full_while_saving_is_one_line_and_the_previous_checkpoint_stays(co
     assert after.keys() == before.keys()  # no temporary file left behind
     assert after["model.safetensors"] == before["model.safetensors"]
     assert after["resume.safetensors"] == before["resume.safetensors"]
-    assert checkpoint.load(out).meta.step == 10 and checkpoint.run_step(out) == 10
+    assert checkpoint.load(out).meta.step == 10 and run_step(out) == 10
 
 
 class _FillingFile:
@@ -234,7 +235,7 @@ class _FillingFile:
 def test_a_write_cut_short_by_a_full_disk_keeps_both_files(corpus_file: Path, tmp_path: Path, monkeypatch) -> None:
     """Half the bytes written, then ENOSPC: for the weights and for the resume state, the old file stays whole."""
     from textgen_core import atomic
-    from textgen_core.train import TrainConfig, Trainer
+    from textgen_core.training import TrainConfig, Trainer
 
     out = tmp_path / "run"
     before = _run_at_step_10(corpus_file, out)
@@ -251,16 +252,16 @@ def test_a_write_cut_short_by_a_full_disk_keeps_both_files(corpus_file: Path, tm
 
 
 def test_a_full_disk_for_the_metrics_log_is_one_line(corpus_file: Path, tmp_path: Path, monkeypatch) -> None:
-    from textgen_core import train
+    from textgen_core.training import TrainConfig, Trainer, runfolder
 
     out = tmp_path / "run"
     _run_at_step_10(corpus_file, out)
-    trainer = train.Trainer(train.TrainConfig(corpus=[str(corpus_file)], out=str(out)), resume=True)
+    trainer = Trainer(TrainConfig(corpus=[str(corpus_file)], out=str(out)), resume=True)
 
     def full(path, *args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(train, "open", full, raising=False)
+    monkeypatch.setattr(runfolder, "open", full, raising=False)
     with pytest.raises(TextgenError, match=r"metrics.jsonl: could not write \(No space left on device\)"):
         trainer.evaluate(1.0)
 
@@ -305,7 +306,7 @@ def test_an_unreadable_corpus_is_one_line_and_writes_nothing(corpus_file: Path, 
 
 
 def test_an_unwritable_run_folder_is_one_line(corpus_file: Path) -> None:
-    from textgen_core.train import TrainConfig, Trainer
+    from textgen_core.training import TrainConfig, Trainer
 
     config = TrainConfig(corpus=[str(corpus_file)], out="/proc/textgen/run", steps=1, device="cpu", **{
         "embed_dim": 8, "hidden_size": 16, "num_layers": 1, "batch_size": 4, "seq_len": 16,
@@ -318,13 +319,13 @@ def test_an_unwritable_run_folder_is_one_line(corpus_file: Path) -> None:
 
 POISONED_WEIGHTS = """
 import torch
-from textgen_core import train
-_restore = train.Trainer._restore
+from textgen_core.training import loop
+_restore = loop.Trainer._restore
 def _poisoned(self, *args):
     _restore(self, *args)
     with torch.no_grad():
         self.model.head.bias.fill_(float("nan"))
-train.Trainer._restore = _poisoned
+loop.Trainer._restore = _poisoned
 """
 
 
@@ -342,7 +343,7 @@ def test_nan_weights_are_never_saved_over_a_good_checkpoint(corpus_file: Path, t
     """The last line of defence, below the divergence check: both writers refuse non-finite weights."""
     import torch
 
-    from textgen_core.train import TrainConfig, Trainer
+    from textgen_core.training import TrainConfig, Trainer
 
     out = tmp_path / "run"
     before = _run_at_step_10(corpus_file, out)
@@ -357,7 +358,7 @@ def test_nan_weights_are_never_saved_over_a_good_checkpoint(corpus_file: Path, t
 
 
 def test_resume_takes_a_lower_lr_as_the_divergence_message_advises(corpus_file: Path, tmp_path: Path) -> None:
-    from textgen_core.train import TrainConfig, Trainer
+    from textgen_core.training import TrainConfig, Trainer
 
     out = tmp_path / "run"
     _run_at_step_10(corpus_file, out)

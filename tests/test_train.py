@@ -13,16 +13,17 @@ from tests.conftest import run_cli
 from textgen_core import checkpoint as ckpt
 from textgen_core.atomic import atomic_write_bytes
 from textgen_core.errors import TextgenError
-from textgen_core.model import CharLSTM, dropout, module_name
-from textgen_core.train import (
+from textgen_core.training import (
     RESUME_KEYS,
     TrainConfig,
     Trainer,
     evaluate_bpc,
     make_streams,
     read_resume,
+    run_step,
     stream_batch,
 )
+from textgen_core.training.model import CharLSTM, dropout, module_name
 
 TINY = dict(
     embed_dim=16,
@@ -151,7 +152,7 @@ def test_resume_equals_uninterrupted_run(corpus_file, tmp_path, ema):
     full.run()
     part = Trainer(tiny_config(corpus_file, tmp_path / "part", steps=24, dropout=0.3, ema=ema))
     assert part.run(should_stop=lambda tr: tr.step == 13) == "interrupted"
-    assert part.step == 13 and ckpt.run_step(tmp_path / "part") == 13
+    assert part.step == 13 and run_step(tmp_path / "part") == 13
     resumed = Trainer(tiny_config(corpus_file, tmp_path / "part", steps=24, dropout=0.3), resume=True)
     assert resumed.step == 13 and resumed.config.ema == ema
     assert resumed.run() == "done" and resumed.step == 24
@@ -190,7 +191,7 @@ def test_a_bare_resume_goes_on_with_the_runs_budget_and_evaluation_cadence(corpu
     assert steps == [6, 12, 18, 24, 30]
     proc = run_cli("train", str(corpus_file), "--out", str(out), "--resume", "--steps", "36", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
-    assert "budget 36 steps" in proc.stdout and ckpt.run_step(out) == 36
+    assert "budget 36 steps" in proc.stdout and run_step(out) == 36
 
 
 def test_a_resume_keeps_the_runs_sample_length_unless_given(corpus_file, tmp_path):

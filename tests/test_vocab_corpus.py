@@ -31,18 +31,19 @@ def test_corpus_concatenates_normalises_newlines_and_splits(tmp_path):
     a.write_bytes(b"One\r\nTwo\r\n")
     b.write_bytes(b"three\rfour\n")
     c = load_corpus([a, b])
-    assert c.text == "One\nTwo\nthree\nfour\n"
+    text = "One\nTwo\nthree\nfour\n"
+    assert c.vocab.decode(c.tokens) == text
     assert [s.name for s in c.sources] == ["a.txt", "b.txt"]
     train, val = c.split(0.25)
-    assert len(val) == int(len(c.text) * 0.25) and len(train) + len(val) == len(c.text)
-    assert c.vocab.decode(val) == c.text[-len(val) :]
+    assert len(val) == int(len(text) * 0.25) and len(train) + len(val) == len(text)
+    assert c.vocab.decode(val) == text[-len(val) :]
 
 
 def test_lowercase_option(tmp_path):
     p = tmp_path / "a.txt"
     p.write_text("Hello World\n")
     c = load_corpus([p], lowercase=True)
-    assert c.text == "hello world\n" and "H" not in c.vocab
+    assert c.vocab.decode(c.tokens) == "hello world\n" and "H" not in c.vocab
 
 
 @pytest.mark.parametrize(

@@ -298,13 +298,9 @@ def _check_shapes(path: Path, header: dict, config: ModelConfig) -> dict[str, tu
     return expected
 
 
-def load(arg: str | os.PathLike | None) -> Checkpoint:
-    """Load and validate a checkpoint (file, run folder, or None for the bundled model). Never runs code.
-
-    Order matters: framing, then metadata, then shapes, all from the header; only then are the expected
-    weights (and nothing else) read, and checked to be finite."""
-    from safetensors import safe_open
-
+def _read_header(arg: str | os.PathLike | None) -> tuple[Path, CheckpointMeta, dict[str, tuple[int, ...]]]:
+    """The checkpoint's path, validated metadata and the weights it must hold, read from the header alone: framing, then
+    metadata, then the weights' shapes against the config. No tensor byte is read."""
     path = resolve_path(arg)
     try:
         size = path.stat().st_size
@@ -322,7 +318,17 @@ def load(arg: str | os.PathLike | None) -> Checkpoint:
         raise TextgenError(f"{path}: {e}; upgrade textgen to read it") from None
     except (ValueError, TypeError) as e:
         raise TextgenError(f"{path}: bad checkpoint metadata ({e}); {FIX}") from None
-    expected = _check_shapes(path, header, meta.config)
+    return path, meta, _check_shapes(path, header, meta.config)
+
+
+def load(arg: str | os.PathLike | None) -> Checkpoint:
+    """Load and validate a checkpoint (file, run folder, or None for the bundled model). Never runs code.
+
+    Order matters: everything the header says is checked first (`_read_header`); only then are the expected
+    weights (and nothing else) read, and checked to be finite."""
+    from safetensors import safe_open
+
+    path, meta, expected = _read_header(arg)
     try:
         with safe_open(str(path), framework="numpy") as sf:
             arrays = {k: sf.get_tensor(k) for k in expected}
@@ -338,19 +344,6 @@ def load(arg: str | os.PathLike | None) -> Checkpoint:
 
 
 def read_meta(arg: str | os.PathLike | None) -> CheckpointMeta:
-    """Metadata only (for `--resume` checks and `info`); still fully validated."""
-    return load(arg).meta
-
-
-def run_step(folder: str | os.PathLike) -> int | None:
-    """Steps trained so far by the run in `folder` (from its resume state), or None if it has none/unreadable."""
-    from safetensors import safe_open
-
-    path = Path(folder) / RESUME_NAME
-    if not path.is_file():
-        return None
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            return int(json.loads((f.metadata() or {})["resume"])["step"])
-    except Exception:  # a damaged resume file must not stop `info` from describing the weights
-        return None
+    """Metadata only, from the header (for --resume checks and `info`): validated as `load` validates it, but no
+    weight is read, so a large model's metadata costs a few KB of reading, not the whole file."""
+    return _read_header(arg)[1]

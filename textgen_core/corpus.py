@@ -52,10 +52,9 @@ class Corpus:
     """Validated text as token ids, plus its vocabulary.
 
     `tokens` is an in-memory array, or (`tokenfile.MappedCorpus`) a read-only memory map of a token file for
-    corpora larger than memory; `text` is the decoded text for the former and None for the latter.
+    corpora larger than memory. The decoded text is not kept: `vocab.decode(tokens)` gives it back.
     """
 
-    text: str | None
     vocab: Vocabulary
     tokens: np.ndarray
     sources: list[Source]
@@ -218,9 +217,8 @@ def load_corpus(
     encoding: str = "utf-8",
     lowercase: bool = False,
     max_vocab: int = DEFAULT_MAX_VOCAB,
-    vocab: Vocabulary | None = None,
 ) -> Corpus:
-    """Read, decode and check the files into memory; build the vocabulary (or check the text against a given one)."""
+    """Read, decode and check the files into memory; build their vocabulary."""
     if not paths:
         raise TextgenError("no corpus given; pass one or more text files")
     texts: list[str] = []
@@ -231,16 +229,7 @@ def load_corpus(
         sources.append(reader.source())
     text = "".join(texts)
     check_not_empty(paths, len(text))
-    built = Vocabulary.from_text(text)
-    check_vocab_size(paths[0], len(built), max_vocab)
-    if vocab is None:
-        vocab = built
-    else:
-        missing = [c for c in built.chars if c not in vocab]
-        if missing:
-            raise TextgenError(
-                f"the corpus has characters the model's vocabulary lacks ({''.join(missing)[:20]!r}); "
-                "train a new model instead of --resume"
-            )
+    vocab = Vocabulary.from_text(text)
+    check_vocab_size(paths[0], len(vocab), max_vocab)
     tokens = vocab.encode(text).ids.astype(token_dtype(len(vocab)))
-    return Corpus(text=text, vocab=vocab, tokens=tokens, sources=sources, lowercase=lowercase)
+    return Corpus(vocab=vocab, tokens=tokens, sources=sources, lowercase=lowercase)

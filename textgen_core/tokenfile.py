@@ -101,7 +101,7 @@ class MappedCorpus(Corpus):
             self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         tokens = np.frombuffer(self._map, dtype=dtype, count=int(meta["count"]))
         sources = [Source.from_dict(s) for s in meta["sources"]]
-        super().__init__(text=None, vocab=vocab, tokens=tokens, sources=sources, lowercase=bool(meta["lowercase"]))
+        super().__init__(vocab=vocab, tokens=tokens, sources=sources, lowercase=bool(meta["lowercase"]))
 
     def release(self) -> None:
         """Unmap the pages read so far. They stay in the page cache (the next read is a cheap fault), but no longer

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .errors import TextgenError
+from ..errors import TextgenError
 
 _CPU = torch.device("cpu")
 
@@ -116,9 +116,9 @@ def exit_if_worker(code: int) -> None:
     """End a torchrun worker with `code` now, skipping the interpreter's teardown.
 
     After a clean `destroy_process_group`, torch's C++ side can still hold a running thread that is destroyed
-    at exit, which aborts the process ("terminate called without an active exception"). Measured here: one
-    2-process run in five, on a busy machine, turned a finished run into exit status 134. By this point every
-    file is written and fsynced, so only the buffered output needs flushing."""
+    at exit, which aborts the process ("terminate called without an active exception") and turns a finished run
+    into exit status 134 now and then (a race, more likely on a busy machine). By this point every file is written
+    and fsynced, so only the buffered output needs flushing."""
     if not launched():
         return
     for stream in (sys.stdout, sys.stderr):

@@ -12,14 +12,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from ..config import ModelConfig
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Inverted dropout with the masks drawn as `uniform >= p`: the same Bernoulli(1 - p) masks as `F.dropout`,
-    at half the cost on CPU, where torch's `bernoulli_` takes about 3x as long as `rand` and the default model's
-    dropout masks took 18% of a training step (torch.profiler, 2-core CPU). The bool mask keeps the result in
-    `x`'s dtype (bf16 under autocast) and is all that backward stores."""
+    cheaper on CPU, where torch's `bernoulli_` is slower than `rand` and the masks are a visible share of a small
+    model's step (bench/bench_train.py measures it). The bool mask keeps the result in `x`'s dtype (bf16 under
+    autocast) and is all that backward stores."""
     if not training or p == 0:
         return x
     keep = torch.rand(x.shape, device=x.device) >= p

@@ -1,0 +1,86 @@
+"""Where and how a run computes: the device, the autocast precision, the CPU threads, and whether the model fits."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ..config import ModelConfig
+from ..errors import TextgenError
+from .distributed import World
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TextgenError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise TextgenError(f"--device {name!r}: choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+def cpu_supports_bf16() -> bool:
+    """True where bf16 matrix kernels are native (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def pick_precision(name: str, device: torch.device) -> str:
+    """`auto` = bf16 autocast where the hardware has it natively: an LSTM step is mostly matrix products, which
+    bf16 kernels run faster at no loss in bpc for a fixed time budget (README, "Choosing the defaults"). fp16
+    (for GPUs without bf16) scales the loss with a GradScaler so small gradients do not underflow."""
+    if name == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return "bf16" if cpu_supports_bf16() else "fp32"
+    if name not in ("bf16", "fp16", "fp32"):
+        raise TextgenError(f"--precision {name!r}: choose auto, bf16, fp16 or fp32")
+    if name == "fp16" and device.type != "cuda":
+        raise TextgenError("--precision fp16 is for CUDA GPUs; on a CPU use bf16 or fp32")
+    return name
+
+
+def cpu_threads() -> int:
+    """The cores this process may run on (its affinity, which a container or `taskset` narrows), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def use_device(device: str, precision: str, world: World) -> tuple[torch.device, str]:
+    """The device and precision this process trains with, and torch set up for them: under torchrun the GPU of
+    this rank (`process_group` selected it), and on a CPU an equal share of the cores per process on the machine
+    (more threads than cores make every process slower)."""
+    dev = pick_device(device)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", torch.cuda.current_device())
+    prec = pick_precision(precision, dev)
+    if dev.type == "cpu":
+        torch.set_num_threads(max(1, cpu_threads() // world.local_size))
+    return dev, prec
+
+
+def check_fits(model: ModelConfig, batch_size: int, seq_len: int, device: torch.device) -> None:
+    """Refuse a model that cannot fit the device's memory before building it: torch would fail with a long
+    allocation error, or (where the system overcommits memory) start and be killed by the OOM killer later."""
+    need = model.training_bytes(batch_size, seq_len)
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+    else:
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):  # not POSIX: let torch report it
+            return
+    if need > total:
+        raise TextgenError(
+            f"a {model.describe()} at batch {batch_size}×{seq_len} needs at least {need / 2**30:,.1f} GiB to train "
+            f"and this {device.type} has {total / 2**30:,.1f} GiB; lower --hidden-size, --num-layers, --embed-dim, "
+            "--batch-size or --seq-len"
+        )

@@ -1,0 +1,96 @@
+"""A run folder: its files, the checks before a run starts in one, and the one reader of its resume file.
+
+A run folder holds:
+
+- ``model.safetensors``: the weights with the best validation bpc so far (what users sample from);
+- ``resume.safetensors``: the latest weights (and their moving average with ``ema``), Adam moments, LSTM stream
+  state, RNG state and progress, with the run's settings as JSON metadata under the key ``resume``;
+- ``metrics.jsonl``: one line per evaluation.
+
+No torch here: `textgen info` reads a run's progress through `run_step` without paying for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import RESUME_NAME, WEIGHTS_NAME
+from ..errors import TextgenError
+
+#: Metadata every resume file holds; a file lacking one was damaged or hand-edited.
+RESUME_KEYS = ("config", "sources", "vocab", "step", "elapsed", "best_val", "best_step", "param_groups")
+#: Tensors every resume file holds besides the weights (whose names depend on the model's size).
+RESUME_TENSORS = ("stream/h", "stream/c", "rng/torch")
+METRICS_NAME = "metrics.jsonl"
+
+
+def check_new_run(out: Path) -> None:
+    """Refuse to start a new run in a folder that holds one: its first evaluation would replace the trained model.
+
+    A folder with only `model.safetensors` (a finished run whose resume file was deleted to save space, or a copied
+    checkpoint) is refused too, as it cannot be resumed either."""
+    if (out / RESUME_NAME).exists():
+        raise TextgenError(f"--out {out} already holds a run; add --resume to continue it, or choose another --out")
+    if (out / WEIGHTS_NAME).exists():
+        raise TextgenError(
+            f"--out {out} already holds a trained model ({WEIGHTS_NAME}); choose another --out, or move the model away"
+        )
+
+
+def _open_resume(path: Path, with_tensors: bool) -> tuple[dict, dict[str, np.ndarray]]:
+    """The resume file's metadata (and its tensors if asked). The one place that knows how the file is laid out;
+    raises whatever the file's damage makes safetensors or json raise."""
+    from safetensors import safe_open
+
+    # Tensor by tensor from the file: reading it whole first would hold the resume state twice. The metadata
+    # comes from the header alone.
+    with safe_open(str(path), framework="numpy") as f:
+        meta = json.loads((f.metadata() or {})["resume"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}  # noqa: SIM118 (not a mapping)
+    return meta, tensors
+
+
+def read_resume(out: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """The tensors and metadata of `out`'s resume file, checked to hold what a resume needs."""
+    path = out / RESUME_NAME
+    if not path.exists():
+        raise TextgenError(f"{out}: nothing to resume (no {RESUME_NAME}); drop --resume to start a new run")
+    try:
+        meta, tensors = _open_resume(path, with_tensors=True)
+    except Exception as e:  # corrupt resume state: say so, never traceback
+        raise TextgenError(f"{path}: resume state is unreadable ({str(e).splitlines()[0][:100]})") from None
+    missing = [k for k in RESUME_KEYS if not isinstance(meta, dict) or k not in meta]
+    missing += [k for k in RESUME_TENSORS if k not in tensors]
+    if missing or not isinstance(meta.get("config"), dict):
+        raise TextgenError(
+            f"{path}: resume state is incomplete (lacks {', '.join(missing) or 'config'}); "
+            "start a new --out (model.safetensors there is still usable)"
+        )
+    return tensors, meta
+
+
+def run_step(folder: str | os.PathLike) -> int | None:
+    """Steps trained so far by the run in `folder` (from its resume state), or None if it has none/unreadable."""
+    path = Path(folder) / RESUME_NAME
+    if not path.is_file():
+        return None
+    try:
+        return int(_open_resume(path, with_tensors=False)[0]["step"])
+    except Exception:  # a damaged resume file must not stop `info` from describing the weights
+        return None
+
+
+def append_metrics(out: Path, record: dict) -> None:
+    """Add one evaluation's line to the run's metrics log."""
+    try:
+        with open(out / METRICS_NAME, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as e:  # a full disk must not end in a traceback; the checkpoints were written atomically
+        raise TextgenError(
+            f"{out / METRICS_NAME}: could not write ({e.strerror or e}); the checkpoints are intact; "
+            "free space and --resume"
+        ) from None
