@@ -182,6 +182,7 @@ def main(args: argparse.Namespace) -> int:
             check_new_run,
             cpu_threads,
             distributed,
+            max_processes,
             pick_device,
         )
 
@@ -209,12 +210,10 @@ def main(args: argparse.Namespace) -> int:
             raise TextgenError(f"--nproc {nproc}: already started by torchrun with other numbers; drop --nproc")
     elif nproc > 1:
         # Checked before anything starts: `--nproc 100000` would otherwise spawn processes until the machine stalls.
-        import torch
-
-        cuda = pick_device(config.device).type == "cuda"
-        most = torch.cuda.device_count() if cuda else cpu_threads()
+        device = pick_device(config.device)
+        most = max_processes(device)
         if nproc > most:
-            what = "GPUs" if cuda else "CPU cores"
+            what = "GPUs" if device.type == "cuda" else "CPU cores"
             raise TextgenError(f"--nproc {nproc}: this machine has {most} {what}; give at most {most}")
         # The workers run this same command line; they find torchrun's variables in their environment and train.
         return distributed.launch(nproc, "repl.cli", sys.argv[1:], cpu_threads())

@@ -368,3 +368,26 @@ def test_repl_load_keeps_the_old_model_and_it_still_generates(
     s.submit("the will")
     assert len(s.transcript[-1].tokens) == 12
     assert not (path.parent / MARKER).exists()
+
+
+def test_read_meta_reads_the_header_and_no_weight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`read_meta` (every --resume and `info`) costs the header, not the weights: it answers for a file whose
+    weights are garbage, and without ever opening the file through safetensors, which is how weights are read."""
+    path = write_random_checkpoint(tmp_path / "big.safetensors")
+    data = bytearray(path.read_bytes())
+    (n,) = struct.unpack("<Q", data[:8])
+    data[8 + n :] = b"\xff" * (len(data) - 8 - n)  # every weight NaN; the header still describes them exactly
+    path.write_bytes(bytes(data))
+    with pytest.raises(TextgenError, match="NaN"):
+        checkpoint.load(path)  # the weights are unusable ...
+
+    import safetensors
+
+    def no_weights(*args: object, **kwargs: object) -> None:
+        raise AssertionError("read_meta opened the weights")
+
+    monkeypatch.setattr(safetensors, "safe_open", no_weights)
+    meta = checkpoint.read_meta(path)  # ... and the metadata is all there, read from the header alone
+    assert meta.config.hidden_size == 32 and meta.step == 100 and len(meta.vocab) == meta.config.vocab_size
+    with pytest.raises(TextgenError, match="opened the weights"):
+        checkpoint.load(path)  # the patch is where weights are read: load goes through it

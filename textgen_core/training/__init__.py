@@ -35,6 +35,7 @@ _EXPORTS = {
     "pick_device": "hardware",
     "cpu_threads": "hardware",
     "cpu_supports_bf16": "hardware",
+    "max_processes": "hardware",
 }
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "cpu_threads",
     "evaluate_bpc",
     "make_streams",
+    "max_processes",
     "pick_device",
     "read_resume",
     "run_step",
@@ -62,7 +64,7 @@ if TYPE_CHECKING:
     from .config import TrainConfig
     from .evaluation import evaluate_bpc
     from .events import EvalStats, Reporter, StepStats
-    from .hardware import cpu_supports_bf16, cpu_threads, pick_device
+    from .hardware import cpu_supports_bf16, cpu_threads, max_processes, pick_device
     from .loop import Trainer
     from .model import CharLSTM
     from .runfolder import METRICS_NAME, RESUME_KEYS, check_new_run, read_resume, run_step

@@ -54,6 +54,11 @@ def cpu_threads() -> int:
         return os.cpu_count() or 1
 
 
+def max_processes(device: torch.device) -> int:
+    """How many training processes this machine can run on `device`: one per GPU, or one per CPU core."""
+    return torch.cuda.device_count() if device.type == "cuda" else cpu_threads()
+
+
 def use_device(device: str, precision: str, world: World) -> tuple[torch.device, str]:
     """The device and precision this process trains with, and torch set up for them: under torchrun the GPU of
     this rank (`process_group` selected it), and on a CPU an equal share of the cores per process on the machine
