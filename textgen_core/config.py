@@ -11,7 +11,7 @@ DEFAULT_LAYERS = 2
 DEFAULT_DROPOUT = 0.25
 DEFAULT_EMBED_DROPOUT = 0.1
 DEFAULT_WEIGHT_DROP = 0.25
-#: The training defaults that `textgen train --help` shows (`TrainConfig` in train.py uses them).
+#: The training defaults that `textgen train --help` shows (`training.config.TrainConfig` uses them).
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_SEQ_LEN = 128
 DEFAULT_LR = 3e-3
