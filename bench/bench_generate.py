@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from repl.argtypes import positive_int  # noqa: E402
+from repl.values import positive_int  # noqa: E402
 from textgen_core.checkpoint import CheckpointMeta, save  # noqa: E402
 from textgen_core.config import ModelConfig  # noqa: E402
 from textgen_core.generate import Generator  # noqa: E402

@@ -31,7 +31,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import pexpect  # noqa: E402
 from conftest import Terminal, write_random_checkpoint  # noqa: E402
 
-from repl.argtypes import positive_int  # noqa: E402
+from repl.values import positive_int  # noqa: E402
 from textgen_core.checkpoint import load  # noqa: E402
 from textgen_core.generate import Generator  # noqa: E402
 from textgen_core.sampling import SamplingSettings  # noqa: E402

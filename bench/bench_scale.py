@@ -46,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from repl.argtypes import positive_int  # noqa: E402
+from repl.values import positive_int  # noqa: E402
 from textgen_core.config import DEFAULT_BATCH_SIZE, DEFAULT_SEQ_LEN  # noqa: E402
 
 NIETZSCHE = ROOT.parent / "shared" / "corpora" / "nietzsche.txt"

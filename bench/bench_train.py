@@ -46,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from repl.argtypes import nonneg_int, positive_float, positive_int  # noqa: E402
+from repl.values import nonneg_int, positive_float, positive_int  # noqa: E402
 from textgen_core.sampling import LN2  # noqa: E402
 
 DEFAULT_WORK = Path("/tmp/textgen-bench")

@@ -1,10 +1,10 @@
 """The REPL's slash commands: one registry that dispatch, `/help`, completion and suggestions all read.
 
 A command is a name, aliases, an argument spec (``[T]`` optional, ``PATH`` required, empty for none), one line
-of help and a handler. Handlers parse their argument with `parse_*` rules; those for generation settings live
-in `cmd_repl`, where they are also the argparse types of `textgen repl`'s flags, so a value is judged the same
-way on the command line and at the prompt. A bad value raises `TextgenError` saying what is allowed; dispatch
-prints it as one line and the session goes on. Handlers only parse and report: the work is `Session`'s.
+of help and a handler. Handlers parse their argument with the rules of `values`, which are also the argparse
+types of the command line's flags, so a value is judged (and refused, in the same words) the same way on the
+command line and at the prompt. A bad value raises `TextgenError` saying what is allowed; dispatch prints it
+as one line and the session goes on. Handlers only parse and report: the work is `Session`'s.
 """
 
 from __future__ import annotations
@@ -13,61 +13,31 @@ import difflib
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
+from rich.table import Table
+from rich.text import Text
 
+from textgen_core.config import BOOK_TEMPERATURES
 from textgen_core.errors import TextgenError
 
-from .cmd_repl import (
+from .safe import shown
+from .session import Session
+from .values import (
     MAX_LENGTH,
-    number,
+    MODES,
+    fmt_opt,
+    parse_color,
+    parse_count,
     parse_length,
     parse_seed,
+    parse_switch,
     parse_temperature,
+    parse_temperatures,
     parse_top_k,
     parse_top_p,
-    shown,
 )
-from .render import MODES
-
-if TYPE_CHECKING:
-    from .app import Session
-
-MAX_ALTS = 100
-DEFAULT_COMPARE = (0.2, 0.5, 1.0, 1.2)
-#: /compare draws one stream per temperature in one batch; more would not fit a screen anyway.
-MAX_COMPARE = 8
-
-
-def parse_switch(text: str) -> bool:
-    if text.lower() not in ("on", "off"):
-        raise TextgenError(f"give on or off, not {shown(text)}")
-    return text.lower() == "on"
-
-
-def parse_color(text: str) -> str:
-    if text.lower() not in MODES:
-        raise TextgenError(f"colour mode must be one of {', '.join(MODES)}, not {shown(text)}")
-    return text.lower()
-
-
-def parse_count(text: str) -> int:
-    return int(number(text, int, f"give a whole number from 1 to {MAX_ALTS}", 1, MAX_ALTS))
-
-
-def parse_temperatures(text: str) -> tuple[float, ...]:
-    temps = tuple(parse_temperature(t) for t in text.replace(",", " ").split())
-    if len(temps) > MAX_COMPARE:
-        raise TextgenError(f"give at most {MAX_COMPARE} temperatures")
-    return temps or DEFAULT_COMPARE
-
-
-def fmt_opt(value: float | None) -> str:
-    """`off` for an unset option, else the number as typed."""
-    return "off" if value is None else f"{value:g}"
-
 
 Handler = Callable[["Session", str], None]
 
@@ -259,7 +229,7 @@ def _quit(s: Session, arg: str) -> None:
 
 def _help(s: Session, arg: str) -> None:
     if not arg:
-        s.help_overview(REGISTRY)
+        _overview(s)
         return
     cmd = REGISTRY.find(arg.lstrip("/"))
     if cmd is None:
@@ -267,6 +237,18 @@ def _help(s: Session, arg: str) -> None:
         raise TextgenError(f"no command {shown(arg)}" + (f"; did you mean /{guess}?" if guess else ""))
     aliases = f" (also {', '.join('/' + a for a in cmd.aliases)})" if cmd.aliases else ""
     s.show(cmd.usage + aliases, cmd.help)
+
+
+def _overview(s: Session) -> None:
+    table = Table.grid(padding=(0, 2))
+    for cmd in REGISTRY.commands:
+        table.add_row(Text(cmd.usage, style="tg.key"), Text(cmd.help))
+    s.console.print(table)
+    s.note(
+        "Type text and Enter: the model continues it. Empty Enter: continue the last output. "
+        "Esc+Enter (or Alt+Enter): new line. While streaming: Up/Down or +/- change the temperature, "
+        "Ctrl-C stops. Ctrl-R searches history. Ctrl-D or /quit leaves."
+    )
 
 
 _COMMANDS = [
@@ -319,7 +301,8 @@ _COMMANDS = [
     Command(
         "compare",
         "[T1 T2 …]",
-        "Continue the last seed at several temperatures in one pass (default 0.2 0.5 1.0 1.2).",
+        "Continue the last seed at several temperatures in one pass "
+        f"(default {' '.join(map(str, BOOK_TEMPERATURES))}).",
         _compare,
         aliases=("cmp",),
     ),

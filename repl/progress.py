@@ -18,7 +18,7 @@ from rich.text import Text
 
 from textgen_core.training import EvalStats, Reporter, StepStats, Trainer
 
-from .safe import visible
+from .safe import flat
 
 
 def _fmt_time(seconds: float) -> str:
@@ -107,7 +107,7 @@ class RichReporter(Reporter):
         )
         for temp, text in stats.samples.items():
             line = Text(f"  T={temp:<4g} ", style="dim")
-            line.append(visible(text).replace("\n", "⏎"))
+            line.append(flat(text))
             self.console.print(line, overflow="ellipsis", no_wrap=True)
 
     def reading(self, what: str, done: int, total: int) -> None:

@@ -26,9 +26,6 @@ from rich.theme import Theme
 
 from .safe import visible
 
-#: Colour modes: what the colour of a character means.
-MODES = ("prob", "sampled", "entropy", "off")
-
 #: The scale, index 0 = surprising … 6 = certain (see the module docstring for how it was chosen).
 SCALE = ("bold #d55753", "#cf630d", "#bd7400", "#8d8d00", "#20a04e", "#00a0ac", "#2389e2")
 _LEVELS = tuple(f"tg.level{i}" for i in range(len(SCALE)))
@@ -66,11 +63,6 @@ class Scored(Protocol):
     prob: float
     sampled_prob: float
     entropy: float
-
-
-def shown_char(ch: str) -> str:
-    """One character as a table cell or list item: newline, tab and space made visible too."""
-    return {"\n": "⏎", "\t": "⇥", " ": "␠"}.get(ch) or visible(ch)
 
 
 def prob_style(p: float) -> str:

@@ -22,6 +22,21 @@ def visible(text: str) -> str:
     return text.translate(_TABLE)
 
 
+#: Whitespace that would break a one-line display (a table cell, an error message, a log line), made visible.
+_FLAT_TABLE = {**_TABLE, ord("\n"): "⏎", ord("\t"): "⇥"}
+
+
+def flat(text: str) -> str:
+    """`visible(text)` on one line: newline shown as ⏎ and tab as ⇥, for places where either would break the
+    layout (a table cell, an error message, the status line)."""
+    return text.translate(_FLAT_TABLE)
+
+
+def shown_char(ch: str) -> str:
+    """One character as a table cell or list item: like `flat`, and a space shown as ␠ (alone, it is invisible)."""
+    return "␠" if ch == " " else flat(ch)
+
+
 _JSON_TABLE = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
 
 

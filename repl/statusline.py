@@ -17,7 +17,7 @@ from typing import IO
 
 from rich.cells import set_cell_size
 
-from .safe import visible
+from .safe import flat
 
 SAVE, RESTORE = "\x1b7", "\x1b8"  # DECSC / DECRC: cursor position and attributes
 INDEX, REVERSE_INDEX = "\x1bD", "\x1bM"  # down / up one row, scrolling at the margin, column kept
@@ -88,7 +88,7 @@ class StatusLine:
         rows, cols = self._size
         self._shown = self.text()
         # One column short of the edge, so that no terminal wraps or scrolls the last row.
-        line = set_cell_size(visible(self._shown), cols - 1)
+        line = set_cell_size(flat(self._shown), cols - 1)
         self._write(f"{SAVE}\x1b[{rows};1H{RESET}{REVERSE}{line}{RESET}\x1b[K{RESTORE}")
 
     def _unpin(self, clear: bool = True) -> None:

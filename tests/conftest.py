@@ -125,8 +125,9 @@ def repl_session(repl_checkpoint: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("TERM", "xterm-256color")
     monkeypatch.delenv("NO_COLOR", raising=False)
 
-    from repl.app import Session
+    from repl.commands import REGISTRY
     from repl.render import make_console
+    from repl.session import Session
     from textgen_core.checkpoint import load
     from textgen_core.sampling import SamplingSettings
 
@@ -135,7 +136,15 @@ def repl_session(repl_checkpoint: Path, monkeypatch: pytest.MonkeyPatch):
     def make(*, color: bool = False, keys=None, length: int = 40, seed: int | None = None, **settings):
         out = io.StringIO()
         console = make_console(out, color=color)
-        session = Session(ckpt, console, settings=SamplingSettings(**settings), length=length, seed=seed, keys=keys)
+        session = Session(
+            ckpt,
+            console,
+            settings=SamplingSettings(**settings),
+            length=length,
+            seed=seed,
+            keys=keys,
+            dispatch=REGISTRY.dispatch,
+        )
         return session, out
 
     return make

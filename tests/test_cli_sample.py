@@ -19,7 +19,7 @@ def sample(ckpt: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_sample_streams_while_generating(gen_checkpoint: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "repl.cli", "sample", "-c", str(gen_checkpoint), "--len", "10000000"]
+    cmd = [sys.executable, "-m", "repl.cli", "sample", "-c", str(gen_checkpoint), "--len", "100000"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     try:
         first = proc.stdout.read1(4096) if proc.stdout else b""  # returns as soon as the first flush arrives

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
-from repl import cmd_repl
-from repl.commands import REGISTRY, parse_temperatures
+from repl import values
+from repl.commands import REGISTRY
+from repl.values import parse_temperatures
 from textgen_core.errors import TextgenError
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -80,11 +81,11 @@ def test_unknown_command_suggests_the_nearest(typo: str, meant: str) -> None:
 @pytest.mark.parametrize(
     ("parse", "good", "bad"),
     [
-        (cmd_repl.parse_temperature, {"0": 0.0, "0.5": 0.5, "10": 10.0}, ["-0.1", "nan", "inf", "1e999", "x", "10.5"]),
-        (cmd_repl.parse_length, {"1": 1, "100000": 100_000}, ["0", "-5", "100001", "1.5", "9" * 5000, ""]),
-        (cmd_repl.parse_top_k, {"off": None, "1": 1, "40": 40}, ["0", "-1", "2.5", "many"]),
-        (cmd_repl.parse_top_p, {"off": None, "1": 1.0, "0.9": 0.9}, ["0", "1.01", "-0.5", "nan"]),
-        (cmd_repl.parse_seed, {"off": None, "0": 0, "42": 42}, ["-1", str(2**32), "1.5"]),
+        (values.parse_temperature, {"0": 0.0, "0.5": 0.5, "10": 10.0}, ["-0.1", "nan", "inf", "1e999", "x", "10.5"]),
+        (values.parse_length, {"1": 1, "100000": 100_000}, ["0", "-5", "100001", "1.5", "9" * 5000, ""]),
+        (values.parse_top_k, {"off": None, "1": 1, "40": 40}, ["0", "-1", "2.5", "many"]),
+        (values.parse_top_p, {"off": None, "1": 1.0, "0.9": 0.9}, ["0", "1.01", "-0.5", "nan"]),
+        (values.parse_seed, {"off": None, "0": 0, "42": 42}, ["-1", str(2**32), "1.5"]),
     ],
 )
 def test_value_rules(parse, good: dict, bad: list[str]) -> None:
@@ -100,11 +101,11 @@ def test_value_rules(parse, good: dict, bad: list[str]) -> None:
 @given(st.text(max_size=40))
 def test_value_rules_never_raise_anything_else(text: str) -> None:
     for parse in (
-        cmd_repl.parse_temperature,
-        cmd_repl.parse_length,
-        cmd_repl.parse_top_k,
-        cmd_repl.parse_top_p,
-        cmd_repl.parse_seed,
+        values.parse_temperature,
+        values.parse_length,
+        values.parse_top_k,
+        values.parse_top_p,
+        values.parse_seed,
         parse_temperatures,
     ):
         with contextlib.suppress(TextgenError):
@@ -247,7 +248,7 @@ def test_compare_prints_one_labelled_block_per_temperature(repl_session) -> None
 def test_compare_is_one_batched_pass(repl_session) -> None:
     s, _ = repl_session(length=7)
     s.submit("the")
-    with mock.patch("repl.app.sample_many", wraps=__import__("repl.app").app.sample_many) as spy:
+    with mock.patch("repl.session.sample_many", wraps=__import__("repl.session").session.sample_many) as spy:
         s.submit("/compare 0.2 0.5 1.0")
     assert spy.call_count == 1 and len(spy.call_args.args[3]) == 3
 
@@ -385,7 +386,7 @@ def test_random_lines_never_raise_and_never_print_controls(repl_session, tmp_pat
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        with mock.patch("repl.app.atomic_write_text", write_inside):
+        with mock.patch("repl.session.atomic_write_text", write_inside):
             run()
     finally:
         os.chdir(cwd)

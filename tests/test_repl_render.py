@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 from rich.color import Color
 
-from repl import render
+from repl import render, safe, values
 
 SGR = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -66,7 +66,7 @@ def test_entropy_mode_is_certain_when_entropy_is_low() -> None:
     assert render.token_style(Tok("a"), "off") is None
 
 
-@pytest.mark.parametrize("mode", render.MODES)
+@pytest.mark.parametrize("mode", values.MODES)
 def test_legend_explains_every_mode(mode: str) -> None:
     text = render.legend(mode).plain
     if mode == "off":
@@ -144,7 +144,7 @@ def test_stream_writer_flushes_on_time_for_slow_models() -> None:
 
 
 def test_shown_char_makes_whitespace_visible() -> None:
-    assert [render.shown_char(c) for c in "\n\t a\x1b"] == ["⏎", "⇥", "␠", "a", "␛"]
+    assert [safe.shown_char(c) for c in "\n\t a\x1b"] == ["⏎", "⇥", "␠", "a", "␛"]
 
 
 def test_stats_line_reports_rate_bits_and_settings() -> None:

@@ -20,7 +20,8 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.input.typeahead import get_typeahead
 from prompt_toolkit.output import DummyOutput
 
-from repl.app import default_history, interactive, make_prompt
+from repl.app import interactive
+from repl.prompt import default_history, make_prompt
 
 COLOUR = re.compile(r"\x1b\[[0-9;]*3[0-9;]*m")
 
@@ -63,7 +64,10 @@ def test_ctrl_c_during_compare_or_load_returns_to_a_working_prompt(repl_session,
         old = session.loaded
         prompt = make_prompt(session, None, input=inp, output=DummyOutput())
         inp.send_text("the will\r/compare\r/load elsewhere.safetensors\r/len 9\r\x04")
-        with mock.patch("repl.app.sample_many", interrupted), mock.patch("repl.app.checkpoint.load", interrupted):
+        with (
+            mock.patch("repl.session.sample_many", interrupted),
+            mock.patch("repl.session.checkpoint.load", interrupted),
+        ):
             assert interactive(session, prompt) == 0
     assert out.getvalue().count("interrupted; the session goes on") == 2
     assert session.loaded is old and session.length == 9

@@ -53,6 +53,20 @@ class Token:
     entropy: float
     alternatives: tuple[tuple[str, float], ...] = ()
 
+    def record(self, temperature: float, **context: object) -> dict[str, object]:
+        """This character as one JSON object, the record that `textgen sample --jsonl` and the REPL's JSONL
+        transcript both write: what was drawn, both probabilities, the entropy, the temperature it was drawn at
+        (it may change mid-run), then `context` (which sample, which turn)."""
+        return {
+            "char": self.char,
+            "index": self.index,
+            "prob": self.prob,
+            "sampled_prob": self.sampled_prob,
+            "entropy": self.entropy,
+            "temperature": temperature,
+            **context,
+        }
+
 
 @dataclass(frozen=True)
 class PrimeResult:

@@ -11,8 +11,7 @@ from pathlib import Path
 from textgen_core import config as defaults
 from textgen_core.corpus import DEFAULT_MAX_VOCAB
 
-from . import argtypes as t
-from .cmd_repl import MAX_LENGTH
+from .. import values as v
 
 NAME = "train"
 SUMMARY = "train a character-level LSTM on text files (val bits/char, resumable checkpoints)"
@@ -33,50 +32,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     data.add_argument("--lowercase", action="store_const", const=True, help="lower-case the text (the book's recipe)")
     data.add_argument(
         "--max-vocab",
-        type=t.positive_int,
+        type=v.positive_int,
         metavar="N",
         help=f"refuse corpora with more distinct characters (default {DEFAULT_MAX_VOCAB}: such files look binary)",
     )
     data.add_argument(
         "--val-fraction",
-        type=t.fraction,
+        type=v.fraction,
         metavar="F",
         help=f"last fraction held out (default {defaults.DEFAULT_VAL_FRACTION})",
     )
     model = p.add_argument_group("model")
     model.add_argument(
         "--embed-dim",
-        type=t.positive_int,
+        type=v.positive_int,
         metavar="N",
         help=f"character embedding size (default {defaults.DEFAULT_EMBED})",
     )
     model.add_argument(
         "--hidden-size",
-        type=t.positive_int,
+        type=v.positive_int,
         metavar="N",
         help=f"LSTM units per layer (default {defaults.DEFAULT_HIDDEN})",
     )
     model.add_argument(
         "--num-layers",
-        type=t.positive_int,
+        type=v.positive_int,
         metavar="N",
         help=f"stacked LSTM layers (default {defaults.DEFAULT_LAYERS})",
     )
     model.add_argument(
         "--dropout",
-        type=t.below_one,
+        type=v.below_one,
         metavar="P",
         help=f"dropout between layers and before the head (default {defaults.DEFAULT_DROPOUT})",
     )
     model.add_argument(
         "--embed-dropout",
-        type=t.below_one,
+        type=v.below_one,
         metavar="P",
         help=f"dropout on embeddings (default {defaults.DEFAULT_EMBED_DROPOUT})",
     )
     model.add_argument(
         "--weight-drop",
-        type=t.below_one,
+        type=v.below_one,
         metavar="P",
         help=f"DropConnect on recurrent weights, AWD-LSTM style (default {defaults.DEFAULT_WEIGHT_DROP})",
     )
@@ -89,43 +88,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt = p.add_argument_group("optimisation")
     opt.add_argument(
         "--batch-size",
-        type=t.positive_int,
+        type=v.positive_int,
         metavar="N",
         help=f"parallel text streams (default {defaults.DEFAULT_BATCH_SIZE})",
     )
     opt.add_argument(
         "--seq-len",
-        type=t.positive_int,
+        type=v.positive_int,
         metavar="N",
         help=f"BPTT length in characters (default {defaults.DEFAULT_SEQ_LEN})",
     )
     opt.add_argument(
         "--lr",
-        type=t.float_range(0, MAX_LR, above=True),
+        type=v.flag(v.Number(float, 0, MAX_LR, lo_open=True)),
         help=f"peak learning rate of AdamW (default {defaults.DEFAULT_LR:g})",
     )
     opt.add_argument(
         "--min-lr-ratio",
-        type=t.unit_interval,
+        type=v.unit_interval,
         metavar="R",
         help=f"final lr / peak lr (default {defaults.DEFAULT_MIN_LR_RATIO})",
     )
     opt.add_argument(
         "--warmup-steps",
-        type=t.nonneg_int,
+        type=v.nonneg_int,
         metavar="N",
         help=f"linear warm-up steps (default {defaults.DEFAULT_WARMUP_STEPS})",
     )
     opt.add_argument(
         "--weight-decay",
-        type=t.float_range(0, MAX_WEIGHT_DECAY),
+        type=v.flag(v.Number(float, 0, MAX_WEIGHT_DECAY)),
         metavar="W",
         help=f"AdamW weight decay (default {defaults.DEFAULT_WEIGHT_DECAY:g})",
     )
-    opt.add_argument("--clip", type=t.positive_float, help=f"gradient norm clip (default {defaults.DEFAULT_CLIP})")
+    opt.add_argument("--clip", type=v.positive_float, help=f"gradient norm clip (default {defaults.DEFAULT_CLIP})")
     opt.add_argument(
         "--ema",
-        type=t.below_one,
+        type=v.below_one,
         metavar="DECAY",
         help="evaluate and save an exponential moving average of the weights with this decay per step, "
         "e.g. 0.999 (default 0: off)",
@@ -134,23 +133,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"budget (one of; default --minutes {defaults.DEFAULT_MINUTES:g}, or the run's own on --resume; a resumed run "
         "counts from its start)"
     )
-    budget.add_argument("--steps", type=t.positive_int, metavar="N", help="total optimisation steps")
-    budget.add_argument("--minutes", type=t.positive_float, metavar="M", help="total wall-clock minutes")
-    budget.add_argument("--epochs", type=t.positive_float, metavar="E", help="passes over the training text")
+    budget.add_argument("--steps", type=v.positive_int, metavar="N", help="total optimisation steps")
+    budget.add_argument("--minutes", type=v.positive_float, metavar="M", help="total wall-clock minutes")
+    budget.add_argument("--epochs", type=v.positive_float, metavar="E", help="passes over the training text")
     run = p.add_argument_group("run")
     run.add_argument(
         "--eval-every",
-        type=t.positive_int,
+        type=v.positive_int,
         metavar="N",
         help=f"evaluate every N steps (default {defaults.DEFAULT_EVAL_EVERY}, or the run's own on --resume)",
     )
     run.add_argument(
         "--sample-len",
-        type=t.int_range(0, MAX_LENGTH),
+        type=v.flag(v.Number(int, 0, v.MAX_LENGTH)),
         metavar="N",
         help=f"characters sampled at each evaluation per temperature (default {defaults.DEFAULT_SAMPLE_LEN}; 0 = none)",
     )
-    run.add_argument("--seed", type=t.nonneg_int, help=f"random seed (default {defaults.DEFAULT_SEED})")
+    run.add_argument("--seed", type=v.nonneg_int, help=f"random seed (default {defaults.DEFAULT_SEED})")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
     run.add_argument(
         "--precision",
@@ -159,7 +158,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument(
         "--nproc",
-        type=t.positive_int,
+        type=v.positive_int,
         metavar="N",
         help="train with N processes on this machine, one per GPU with --device cuda (torchrun's launcher; "
         "each takes --batch-size streams; default 1). For several machines run torchrun yourself",
@@ -186,7 +185,7 @@ def main(args: argparse.Namespace) -> int:
             pick_device,
         )
 
-        from .progress import RichReporter
+        from ..progress import RichReporter
     except ModuleNotFoundError as e:
         if e.name != "torch" and not (e.name or "").startswith("torch."):
             raise

@@ -6,17 +6,19 @@ import argparse
 import json
 import math
 
-from . import argtypes
+from textgen_core.config import DEFAULT_VAL_FRACTION
+
+from .. import values as v
+from .options import add_checkpoint
 
 NAME = "eval"
 SUMMARY = "bits per character of a model over text files (characters it does not know are counted, not scored)"
 EXAMPLE = "textgen eval -c runs/book nietzsche.txt --split val --json"
-DEFAULT_VAL_FRACTION = 0.1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
-    argtypes.add_checkpoint(p)
+    add_checkpoint(p)
     p.add_argument("files", nargs="+", metavar="FILE", help="text files, read one after the other like a corpus")
     p.add_argument(
         "--split",
@@ -26,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--val-fraction",
-        type=argtypes.fraction,
+        type=v.fraction,
         default=DEFAULT_VAL_FRACTION,
         metavar="F",
         help=f"size of the validation split (default {DEFAULT_VAL_FRACTION})",

@@ -14,7 +14,11 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from . import argtypes
+from textgen_core.config import DEFAULT_LENGTH
+
+from .. import values as v
+from ..safe import visible
+from .options import add_checkpoint
 
 if TYPE_CHECKING:
     from textgen_core.generate import Token
@@ -23,7 +27,6 @@ if TYPE_CHECKING:
 NAME = "sample"
 SUMMARY = "continue a prompt with a trained model, streamed, at one or more temperatures"
 EXAMPLE = 'textgen sample -c runs/book --prompt "the will to " --temp 0.2 0.5 1.0 1.2 --seed 1'
-DEFAULT_LEN = 400
 DEFAULT_TEMP = 1.0
 #: Seconds between flushes of the streamed sample: small enough to look live, large enough to cost nothing.
 FLUSH_EVERY = 0.03
@@ -31,31 +34,32 @@ FLUSH_EVERY = 0.03
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
-    argtypes.add_checkpoint(p)
+    add_checkpoint(p)
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", default="", metavar="TEXT", help="seed text (default: start of a line)")
     prompt.add_argument("--prompt-file", metavar="FILE", help="read the seed text from a UTF-8 file")
     p.add_argument(
         "--len",
-        type=argtypes.positive_int,
-        default=DEFAULT_LEN,
+        type=v.flag(v.parse_length),
+        default=DEFAULT_LENGTH,
         metavar="N",
-        help=f"characters to generate per sample (default {DEFAULT_LEN})",
+        help=f"characters to generate per sample (default {DEFAULT_LENGTH})",
     )
     temp = p.add_mutually_exclusive_group()
     temp.add_argument(
         "--temp",
-        type=argtypes.nonneg_float,
+        type=v.flag(v.parse_temperature),
         nargs="+",
         metavar="T",
-        help=f"temperature(s), one labelled sample each, 0 = greedy (default {DEFAULT_TEMP:g})",
+        help=f"temperature(s), one labelled sample each, 0 = greedy (default {DEFAULT_TEMP:g}; at most "
+        f"{v.MAX_COMPARE})",
     )
     temp.add_argument("--greedy", action="store_true", help="always take the most likely character (= --temp 0)")
-    p.add_argument("--top-k", type=argtypes.positive_int, metavar="K", help="draw only among the K likeliest")
+    p.add_argument("--top-k", type=v.flag(v.parse_top_k), metavar="K", help="draw only among the K likeliest")
     p.add_argument(
-        "--top-p", type=argtypes.top_p, metavar="P", help="draw only among the likeliest characters totalling P"
+        "--top-p", type=v.flag(v.parse_top_p), metavar="P", help="draw only among the likeliest characters totalling P"
     )
-    p.add_argument("--seed", type=argtypes.nonneg_int, metavar="N", help="random seed: same seed, same output")
+    p.add_argument("--seed", type=v.flag(v.parse_seed), metavar="N", help="random seed: same seed, same output")
     p.add_argument("--jsonl", action="store_true", help="one JSON object per generated character")
     p.set_defaults(func=main)
 
@@ -65,8 +69,6 @@ class _Output:
     control characters when stdout is a terminal."""
 
     def __init__(self, stream: TextIO, settings: list[SamplingSettings], prompt: str, jsonl: bool):
-        from .safe import visible
-
         self.stream = stream
         self.settings = settings
         self.prompt = prompt
@@ -90,16 +92,7 @@ class _Output:
     def token(self, i: int, token: Token) -> str:
         if not self.jsonl:
             return token.char
-        record = {
-            "char": token.char,
-            "index": token.index,
-            "prob": token.prob,
-            "sampled_prob": token.sampled_prob,
-            "entropy": token.entropy,
-            "temperature": self.settings[i].temperature,
-            "sample": i,
-        }
-        return json.dumps(record, ensure_ascii=False) + "\n"
+        return json.dumps(token.record(self.settings[i].temperature, sample=i), ensure_ascii=False) + "\n"
 
     def write(self, text: str, *, flush: bool = False) -> None:
         self.stream.write(self.clean(text))
@@ -120,7 +113,7 @@ def main(args: argparse.Namespace) -> int:
     from textgen_core.vocab import describe_unknown
 
     prompt = read_text(args.prompt_file) if args.prompt_file else args.prompt
-    temps = [0.0] if args.greedy else args.temp or [DEFAULT_TEMP]
+    temps = [0.0] if args.greedy else v.check_temperatures(tuple(args.temp or [DEFAULT_TEMP]))
     settings = [SamplingSettings(t, args.top_k, args.top_p) for t in temps]
     ckpt = checkpoint.load(args.checkpoint)
     model = NumpyLSTM.from_checkpoint(ckpt)

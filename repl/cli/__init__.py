@@ -1,8 +1,8 @@
 """The `textgen` command: subcommands for training, sampling, evaluation, inspection, and the REPL.
 
-Each subcommand lives in its own module exposing ``register(subparsers)``, which adds its parser and sets
-``func``. Registration imports nothing heavy: torch is imported only inside `train` and friends when they run,
-so `textgen` (the REPL) and `textgen sample` start fast.
+Each subcommand lives in its own module of this package exposing ``register(subparsers)``, which adds its
+parser and sets ``func``; ``python -m repl.cli`` runs `run`. Registration imports nothing heavy: torch, numpy,
+rich and prompt_toolkit are imported only inside a subcommand's `main` when it runs, so every command starts fast.
 """
 
 from __future__ import annotations
@@ -13,28 +13,21 @@ from collections.abc import Sequence
 
 from textgen_core.errors import TextgenError
 
+from ..safe import flat
+from . import eval, info, repl, sample, train
+
 PROG = "textgen"
-
-
-def one_line(message: str) -> str:
-    """An error message as one line a terminal shows as text: messages quote file names and values the user (or a
-    stranger's file) chose, which may hold newlines or escape sequences."""
-    from .safe import visible
-
-    return visible(message.replace("\n", "\u240a"))
 
 
 class Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one line (no usage dump) and exit with status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {flat(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> Parser:
-    from . import cmd_eval, cmd_info, cmd_repl, cmd_sample, cmd_train
-
-    modules = (cmd_repl, cmd_train, cmd_sample, cmd_eval, cmd_info)
+    modules = (repl, train, sample, eval, info)
     epilog = "commands:\n" + "\n".join(f"  {m.NAME:<8} {m.SUMMARY}\n  {'':<8}   e.g. {m.EXAMPLE}" for m in modules)
     epilog += "\n\nRun `textgen` with no command to open the REPL on the bundled Nietzsche model."
     parser = Parser(
@@ -57,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except TextgenError as e:
-        print(f"{PROG}: error: {one_line(str(e))}", file=sys.stderr)
+        print(f"{PROG}: error: {flat(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(file=sys.stderr)
@@ -75,7 +68,3 @@ def run() -> None:
 
         exit_if_worker(code)
     sys.exit(code)
-
-
-if __name__ == "__main__":
-    run()

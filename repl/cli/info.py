@@ -1,0 +1,31 @@
+"""`textgen info`: what a checkpoint is (config, size, vocabulary, corpus, training record)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..describe import table
+from ..safe import json_visible
+from .options import add_checkpoint
+
+NAME = "info"
+SUMMARY = "describe a checkpoint: config, parameters, vocabulary, corpus, steps, val bpc"
+EXAMPLE = "textgen info -c runs/book --json"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
+    add_checkpoint(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    # Imported when the command runs: loading a checkpoint needs numpy, which registering the flags does not.
+    from textgen_core import checkpoint
+    from textgen_core.describe import describe
+
+    info = describe(checkpoint.load(args.checkpoint))
+    print(json_visible(json.dumps(info, ensure_ascii=False)) if args.json else table(info))
+    return 0

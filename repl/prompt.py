@@ -1,0 +1,91 @@
+"""The REPL's line editor: a prompt_toolkit `PromptSession` with its key bindings, history and completion.
+
+Enter submits (or accepts the highlighted completion), Esc+Enter / Alt+Enter inserts a newline (so do pasted
+newlines), Ctrl-C clears a typed line or, on an empty one, tells the loop so. History lives in a file with
+auto-suggest and Ctrl-R search; slash commands complete from the registry; the toolbar shows the settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.output import ColorDepth
+
+from .commands import REGISTRY
+from .session import Session
+
+if TYPE_CHECKING:
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.output import Output
+
+PROMPT = "› "
+
+
+def key_bindings() -> KeyBindings:
+    bindings = KeyBindings()
+
+    @bindings.add("enter")
+    def _submit(event) -> None:
+        buffer = event.current_buffer
+        state = buffer.complete_state
+        if state is not None and state.current_completion is not None:
+            buffer.apply_completion(state.current_completion)
+        else:
+            buffer.validate_and_handle()
+
+    @bindings.add("escape", "enter")
+    def _newline(event) -> None:
+        event.current_buffer.insert_text("\n")
+
+    @bindings.add("c-c")
+    def _interrupt(event) -> None:
+        if event.current_buffer.text:
+            event.current_buffer.reset()
+        else:
+            event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
+
+    return bindings
+
+
+def history_store(session: Session, history: Path | None) -> History:
+    """The history file, or (when its folder cannot be made) history in memory and a note saying so."""
+    if history is None:
+        return InMemoryHistory()
+    try:
+        history.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        session.note(f"history will not be kept: cannot create {history.parent} ({e.strerror or e})")
+        return InMemoryHistory()
+    return FileHistory(str(history))
+
+
+def default_history() -> Path:
+    """`history` in the user's state folder (XDG_STATE_HOME, else ~/.local/state/textgen on Linux)."""
+    from platformdirs import user_state_path
+
+    return user_state_path("textgen") / "history"
+
+
+def make_prompt(
+    session: Session, history: Path | None, *, input: Input | None = None, output: Output | None = None
+) -> PromptSession:
+    """The line editor for `session` (its toolbar, its colour depth), history kept in `history` (None: memory)."""
+    return PromptSession(
+        PROMPT,
+        multiline=True,
+        prompt_continuation="· ",
+        key_bindings=key_bindings(),
+        history=history_store(session, history),
+        auto_suggest=AutoSuggestFromHistory(),
+        completer=REGISTRY.completer(),
+        complete_while_typing=True,
+        bottom_toolbar=session.toolbar,
+        color_depth=None if session.colour_shown else ColorDepth.MONOCHROME,
+        input=input,
+        output=output,
+    )

@@ -1,0 +1,44 @@
+"""What a checkpoint is, as plain data: the facts `textgen info` prints (as a table or JSON), the REPL's /info
+shows and its banner summarises. Front ends render the dict; they never read the metadata themselves, so every
+view of a checkpoint agrees."""
+
+from __future__ import annotations
+
+from .checkpoint import Checkpoint
+from .training.runfolder import run_step
+
+
+def describe(c: Checkpoint) -> dict:
+    """The facts about `c`, as a dict that JSON can hold. `step` is the run's progress (from its resume state
+    when the checkpoint sits in a run folder); `best_step` is the step whose weights the checkpoint holds."""
+    m = c.meta
+    return {
+        "path": str(c.path),
+        "name": c.name,
+        "config": m.config.to_dict(),
+        "params": m.config.num_params(),
+        "vocab": "".join(m.vocab.chars),
+        "vocab_size": len(m.vocab),
+        "lowercase": m.lowercase,
+        "corpus": [s.to_dict() for s in m.corpus],
+        "step": max(m.step, run_step(c.path.parent) or 0),
+        "best_step": m.step,
+        "train_bpc": m.train_bpc,
+        "val_bpc": m.val_bpc,
+        "command": m.command,
+        "init": started_from(m.extra.get("init")),
+    }
+
+
+def started_from(record: object) -> dict | None:
+    """The checkpoint a fine-tuned run started from (`textgen train --init`), as its metadata records it: its
+    path, step, val bpc and training command. Metadata is anyone's to write, so wrong types are dropped."""
+    if not isinstance(record, dict):
+        return None
+    kinds = {"checkpoint": str, "step": int, "val_bpc": float, "command": str}
+    facts: dict[str, object] = {}
+    for key, kind in kinds.items():
+        value = record.get(key)
+        fits = type(value) is kind or (kind is float and type(value) is int)
+        facts[key] = value if fits else None
+    return facts
