@@ -281,3 +281,17 @@ def injected_pythonpath(folder: Path, code: str) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "sitecustomize.py").write_text(code, encoding="utf-8")
     return os.pathsep.join([str(folder), str(ROOT)])
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model trained for real (a few seconds, through the CLI): for properties that a random-weights model
+    does not have, such as a memory that fades and predictions better than chance."""
+    folder = tmp_path_factory.mktemp("trained")
+    corpus = folder / "corpus.txt"
+    corpus.write_text(make_text(60_000, seed=3), encoding="utf-8")
+    run = folder / "run"
+    settings = [*TINY_TRAIN, "--batch-size", "16", "--eval-every", "100", "--sample-len", "0"]  # later flags win
+    proc = run_cli("train", str(corpus), "--out", str(run), "--steps", "200", *settings, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return run / "model.safetensors"

@@ -19,7 +19,7 @@ reported while it was generated.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -33,8 +33,16 @@ if TYPE_CHECKING:
     from .checkpoint import Checkpoint
 
 _MODEL_ITSELF = SamplingSettings()
-#: Characters per `forward` call when scoring: bounds memory to a few MB whatever the text's length.
+#: Characters per `forward` call when scoring or priming: bounds memory to a few MB whatever the text's length.
 SCORE_CHUNK = 2048
+#: A seed is fed from its last PRIME_TAIL known characters. An LSTM's memory of earlier text fades: feeding more
+#: changes the next-character distribution by less than float32 rounding (docs/errors.md has the measurement),
+#: while a book-length seed would otherwise take minutes to feed.
+PRIME_TAIL = 20_000
+#: Characters of a seed encoded at a time, so that encoding costs memory for one piece, not the whole seed.
+ENCODE_PIECE = 1 << 16
+#: A progress callback: (done, total), in characters.
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -72,13 +80,15 @@ class Token:
 class PrimeResult:
     """What a seed became: the ids fed to the model, as text, and the unknown characters skipped (char → count).
 
-    `started_empty` is True when nothing of the seed was usable and the start character was fed instead.
+    `started_empty` is True when nothing of the seed was usable and the start character was fed instead;
+    `skipped` counts the known characters before the last `PRIME_TAIL`, which were not fed.
     """
 
     ids: np.ndarray
     text: str
     unknown: dict[str, int] = field(default_factory=dict)
     started_empty: bool = False
+    skipped: int = 0
 
     @property
     def unknown_count(self) -> int:
@@ -136,12 +146,40 @@ def encode_seed(
     model: NumpyLSTM, vocab: Vocabulary, text: str, lowercase: bool = False, *, fallback: bool = True
 ) -> PrimeResult:
     """Turn seed text into the ids to feed: lower-cased for a lower-case model, unknown characters skipped and
-    reported. With `fallback`, a seed with nothing usable becomes the start character (see the module doc)."""
-    enc = _encode(vocab, text, lowercase)
-    if len(enc.ids) or not fallback:
-        return PrimeResult(enc.ids, vocab.decode(enc.ids), enc.unknown)
+    reported. With `fallback`, a seed with nothing usable becomes the start character (see the module doc).
+
+    Only the last `PRIME_TAIL` known characters are kept (`skipped` counts the known characters before them): the
+    text is read from its end in pieces, so a seed of any length costs memory for the tail and one piece, not
+    an id per character; unknown characters are still counted over the whole seed.
+    """
+    pieces: list[np.ndarray] = []
+    unknown: dict[str, int] = {}
+    kept = skipped = 0
+    for end in range(len(text), 0, -ENCODE_PIECE):
+        enc = _encode(vocab, text[max(0, end - ENCODE_PIECE) : end], lowercase)
+        for ch, n in enc.unknown.items():
+            unknown[ch] = unknown.get(ch, 0) + n
+        take = min(len(enc.ids), PRIME_TAIL - kept)
+        if take:
+            pieces.append(enc.ids[len(enc.ids) - take :])
+            kept += take
+        skipped += len(enc.ids) - take
+    ids = np.concatenate(pieces[::-1]) if pieces else np.zeros(0, dtype=np.int64)
+    if len(ids) or not fallback:
+        return PrimeResult(ids, vocab.decode(ids), unknown, skipped=skipped)
     start = start_id(model, vocab)
-    return PrimeResult(np.array([start]), vocab.chars[start], enc.unknown, started_empty=True)
+    return PrimeResult(np.array([start]), vocab.chars[start], unknown, started_empty=True)
+
+
+def feed(model: NumpyLSTM, ids: np.ndarray, state: LSTMState, progress: Progress | None = None) -> np.ndarray:
+    """Feed `ids` to one stream in chunks of `SCORE_CHUNK` (memory bounded whatever their number), updating
+    `state` in place; returns the logits (1, V) after the last one. `progress(done, total)` after each chunk."""
+    logits = np.empty((0, model.vocab_size), np.float32)
+    for a in range(0, len(ids), SCORE_CHUNK):
+        logits, _ = model.forward(ids[a : a + SCORE_CHUNK], state)
+        if progress:
+            progress(min(a + SCORE_CHUNK, len(ids)), len(ids))
+    return logits[-1:]
 
 
 def _draw_tokens(
@@ -215,15 +253,21 @@ class Generator:
         """Forget all context: back to the start state, as after priming with an empty seed."""
         self.prime("")
 
-    def prime(self, text: str, *, carry: bool = False) -> PrimeResult:
-        """Feed a seed in one batched pass. By default from a fresh state; with `carry`, on top of the current
-        state (chat-like continuation, where an empty text feeds nothing)."""
+    def prime(self, text: str, *, carry: bool = False, progress: Progress | None = None) -> PrimeResult:
+        """Feed a seed. By default from a fresh state; with `carry`, on top of the current state (chat-like
+        continuation, where an empty text feeds nothing). Only the last `PRIME_TAIL` known characters of a longer
+        seed are fed (see `feed`).
+
+        The new state is committed only when the whole seed is in: an exception (a KeyboardInterrupt while a
+        long seed is fed) leaves the generator exactly as it was.
+        """
         seed = encode_seed(self.model, self.vocab, text, self.lowercase, fallback=not carry)
-        if not carry:
-            self._state = self.model.initial_state(1)
+        state = self._state.copy() if carry else self.model.initial_state(1)
         if len(seed.ids):
-            logits, _ = self.model.forward(seed.ids, self._state)
-            self._logits = logits[-1:]
+            logits = feed(self.model, seed.ids, state, progress)
+            self._state, self._logits = state, logits
+        elif not carry:
+            self._state = state
         return seed
 
     def stream(self, n: int, alternatives: int = 0) -> Iterator[Token]:
@@ -260,9 +304,9 @@ def sample_many(
     """
     seed = encode_seed(model, vocab, prompt, lowercase)
     state = model.initial_state(1)
-    logits, _ = model.forward(seed.ids, state)
+    logits = feed(model, seed.ids, state)
     state = state.repeat(len(settings))
-    logits = np.repeat(logits[-1:], len(settings), axis=0)
+    logits = np.repeat(logits, len(settings), axis=0)
     rngs = rng.spawn(len(settings))
     for _ in range(length):
         tokens, ids = _draw_tokens(logits, settings, rngs, vocab, alternatives)
@@ -270,19 +314,91 @@ def sample_many(
         yield tokens
 
 
-def score(model: NumpyLSTM, vocab: Vocabulary, text: str, lowercase: bool = False) -> ScoreResult:
-    """The model's probability of each character of `text` given all before it (the first given the start
-    character), and the bits per character. Unknown characters are removed from the input and reported.
+#: Parallel scoring: how many streams a long text is split into, and how many characters before its part each
+#: stream reads, unscored, to reach the state the sequential pass would have there (an LSTM's memory of what
+#: came earlier fades; docs/benchmarks.md measures the difference this leaves against `exact` scoring).
+SCORE_STREAMS = 128
+SCORE_BURN_IN = 500
 
-    This is the one implementation behind `textgen eval` and the REPL's /score.
-    """
+
+def _score_inputs(model: NumpyLSTM, vocab: Vocabulary, text: str, lowercase: bool) -> tuple[Encoded, np.ndarray]:
+    """The encoded text (the targets) and what is fed before each of them: the start character, then the text."""
     enc = _encode(vocab, text, lowercase)
-    targets = enc.ids
-    inputs = np.concatenate([[start_id(model, vocab)], targets[:-1]]).astype(np.int64)
+    inputs = np.concatenate([[start_id(model, vocab)], enc.ids[:-1]]).astype(np.int64)
+    return enc, inputs
+
+
+def _score_sequential(
+    model: NumpyLSTM, inputs: np.ndarray, targets: np.ndarray, progress: Progress | None
+) -> np.ndarray:
     logp = np.empty(len(targets))
     state = model.initial_state(1)
     for a in range(0, len(targets), SCORE_CHUNK):
         logits, _ = model.forward(inputs[a : a + SCORE_CHUNK], state)
         chunk = targets[a : a + SCORE_CHUNK]
         logp[a : a + len(chunk)] = log_softmax(logits)[np.arange(len(chunk)), chunk]
+        if progress:
+            progress(a + len(chunk), len(targets))
+    return logp
+
+
+def _score_parallel(
+    model: NumpyLSTM, inputs: np.ndarray, targets: np.ndarray, streams: int, burn_in: int, progress: Progress | None
+) -> np.ndarray:
+    """Score `targets` as `streams` contiguous parts advanced together, one batched step per position.
+
+    Stream b scores positions [b·L, (b+1)·L) and starts `burn_in` positions earlier from a zero state, so that
+    when its part begins its state approximates the sequential one. A stream whose burn-in would start before the
+    text begins is exact instead: its state is zeroed when it reaches position 0, as the sequential pass starts.
+    """
+    n = len(targets)
+    part = -(-n // streams)
+    steps = burn_in + part
+    starts = np.arange(streams) * part - burn_in  # position each stream feeds at its first step
+    logp = np.empty(n)
+    state = model.initial_state(streams)
+    cols = np.arange(streams)
+    for t in range(steps):
+        pos = starts + t
+        if t == 0 or (pos == 0).any():
+            state.h[:, pos == 0] = 0.0
+            state.c[:, pos == 0] = 0.0
+        valid = (pos >= 0) & (pos < n)
+        logits, _ = model.step(inputs[np.clip(pos, 0, n - 1)], state)
+        scored = valid & (t >= burn_in)
+        if scored.any():
+            rows = cols[scored]
+            lp = log_softmax(logits[rows])
+            logp[pos[scored]] = lp[np.arange(len(rows)), targets[pos[scored]]]
+        if progress and t >= burn_in:
+            progress(min(n, (t - burn_in + 1) * streams), n)
+    return logp
+
+
+def score(
+    model: NumpyLSTM,
+    vocab: Vocabulary,
+    text: str,
+    lowercase: bool = False,
+    *,
+    exact: bool = False,
+    progress: Progress | None = None,
+) -> ScoreResult:
+    """The model's probability of each character of `text` given all before it (the first given the start
+    character), and the bits per character. Unknown characters are removed from the input and reported.
+
+    A text long enough to fill `SCORE_STREAMS` parts of at least `SCORE_BURN_IN` characters is scored in
+    parallel streams (see `_score_parallel`): several times faster, and within a measured tolerance of the
+    sequential result rather than equal to it. `exact` forces the sequential pass, which every shorter text
+    takes anyway. `progress(done, total)` is called as characters are scored.
+
+    This is the one implementation behind `textgen eval` and the REPL's /score.
+    """
+    enc, inputs = _score_inputs(model, vocab, text, lowercase)
+    targets = enc.ids
+    streams = min(SCORE_STREAMS, len(targets) // (2 * SCORE_BURN_IN))
+    if exact or streams < 2:
+        logp = _score_sequential(model, inputs, targets, progress)
+    else:
+        logp = _score_parallel(model, inputs, targets, streams, SCORE_BURN_IN, progress)
     return ScoreResult(vocab.decode(targets), np.exp(logp), float(-logp.sum() / LN2), enc.unknown)

@@ -1,0 +1,150 @@
+"""Long seeds and long texts: priming and scoring in bounded memory, interruptible, and exact where promised."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, make_text, write_random_checkpoint
+
+from textgen_core import checkpoint, generate
+from textgen_core.generate import Generator, encode_seed
+
+
+@pytest.fixture
+def gen(gen_checkpoint: Path) -> Generator:
+    return Generator.from_checkpoint(checkpoint.load(gen_checkpoint))
+
+
+def test_priming_in_chunks_gives_the_state_of_priming_in_one_piece(gen: Generator) -> None:
+    text = make_text(3 * generate.SCORE_CHUNK + 17)
+    ids = encode_seed(gen.model, gen.vocab, text).ids
+    whole = gen.model.initial_state(1)
+    logits, _ = gen.model.forward(ids, whole)  # one piece: a (T, 4H) gather, fine at this length
+    gen.prime(text)
+    np.testing.assert_array_equal(gen.get_state().lstm.h, whole.h)
+    np.testing.assert_array_equal(gen.get_state().lstm.c, whole.c)
+    # The head runs as one product per chunk: the same logits up to float rounding in the product's blocking.
+    np.testing.assert_allclose(gen.get_state().logits, logits[-1:], rtol=1e-5, atol=1e-5)
+
+
+def test_a_seed_longer_than_the_tail_is_fed_from_its_tail(gen: Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(generate, "PRIME_TAIL", 1_000)
+    monkeypatch.setattr(generate, "ENCODE_PIECE", 300)  # several pieces, one straddling the tail's start
+    text = "€" + make_text(5_000) + "é"
+    result = gen.prime(text)
+    tail = encode_seed(gen.model, gen.vocab, text[-1_001:])  # the last 1,000 known characters and the é
+    assert result.text == tail.text and len(result.ids) == 1_000
+    assert result.skipped == 5_000 - 1_000
+    assert result.unknown == {"€": 1, "é": 1}  # counted over the whole seed, not only the tail
+    state = gen.get_state()
+    gen.prime(text[-1_001:])
+    np.testing.assert_array_equal(gen.get_state().lstm.c, state.lstm.c)
+
+
+@pytest.mark.parametrize("carry", [False, True])
+def test_an_interrupted_prime_leaves_the_generator_as_it_was(gen: Generator, carry: bool) -> None:
+    gen.prime("the will to power")
+    before = gen.get_state()
+    calls = []
+
+    def interrupt(done: int, total: int) -> None:
+        calls.append(done)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        gen.prime(make_text(4 * generate.SCORE_CHUNK), carry=carry, progress=interrupt)
+    after = gen.get_state()
+    np.testing.assert_array_equal(after.lstm.h, before.lstm.h)
+    np.testing.assert_array_equal(after.lstm.c, before.lstm.c)
+    np.testing.assert_array_equal(after.logits, before.logits)
+
+
+def test_a_seed_of_several_megabytes_primes_within_a_small_address_space(tmp_path: Path) -> None:
+    """The whole path in a subprocess under a 1 GiB address-space limit: an (T, 4H) gather of a 6 MB seed alone
+    would need 6e6 × 4H × 4 bytes (over 3 GB at H = 32 ... and 60 GB at the bundled size)."""
+    ckpt = write_random_checkpoint(tmp_path / "m.safetensors", hidden=32, layers=2)
+    seed = tmp_path / "seed.txt"
+    seed.write_text(make_text(6_000_000), encoding="utf-8")
+    code = (
+        "import sys; from pathlib import Path; from textgen_core import checkpoint; "
+        "from textgen_core.generate import Generator, PRIME_TAIL; "
+        "g = Generator.from_checkpoint(checkpoint.load(sys.argv[1])); text = Path(sys.argv[2]).read_text(); "
+        "r = g.prime(text); s = g.get_state().lstm.c.copy(); g.prime(text[-PRIME_TAIL:]); "
+        "assert (g.get_state().lstm.c == s).all(); print(len(r.ids), r.skipped)"
+    )
+    limit = 1 << 30
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(ckpt), str(seed)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1"},
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    fed, skipped = map(int, proc.stdout.split())
+    assert fed == generate.PRIME_TAIL and fed + skipped == 6_000_000
+
+
+# ---- scoring in parallel streams ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(trained_checkpoint: Path) -> checkpoint.Checkpoint:
+    return checkpoint.load(trained_checkpoint)
+
+
+def _net(ckpt: checkpoint.Checkpoint):
+    from textgen_core.inference import NumpyLSTM
+
+    return NumpyLSTM.from_checkpoint(ckpt)
+
+
+#: The tolerance the docs state for parallel against exact scoring, in bits per character.
+TOLERANCE = 0.002
+
+
+def test_parallel_scoring_equals_exact_within_the_stated_tolerance(trained: checkpoint.Checkpoint) -> None:
+    text = make_text(40_000, seed=11)  # unseen text in the training text's style
+    net = _net(trained)
+    exact = generate.score(net, trained.vocab, text, exact=True)
+    fast = generate.score(net, trained.vocab, text)
+    assert fast.chars == exact.chars == 40_000
+    assert fast.text == exact.text
+    assert abs(fast.bpc - exact.bpc) <= TOLERANCE
+    # Most characters are exact to float rounding: only each part's first characters after its burn-in can differ.
+    assert np.mean(np.isclose(fast.probs, exact.probs, rtol=1e-4, atol=1e-6)) > 0.99
+    assert exact.bpc < 3.0  # the model learned something: the comparison is between real predictions
+
+
+def test_parallel_scoring_is_exact_where_no_stream_needs_a_burn_in(
+    trained: checkpoint.Checkpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a burn-in as long as the text, every stream starts at the text's start: the result is the exact one
+    (to float rounding between batched and single-stream products)."""
+    text = make_text(6_000, seed=12)
+    monkeypatch.setattr(generate, "SCORE_BURN_IN", 1_000)
+    monkeypatch.setattr(generate, "SCORE_STREAMS", 3)
+    net = _net(trained)
+    exact = generate.score(net, trained.vocab, text, exact=True)
+    monkeypatch.setattr(generate, "SCORE_BURN_IN", 2_000)  # parts of 2,000: every burn-in reaches back to 0
+    fast = generate.score(net, trained.vocab, text)
+    np.testing.assert_allclose(fast.probs, exact.probs, rtol=1e-4, atol=1e-7)
+
+
+def test_scoring_reports_progress_up_to_the_whole_text(trained: checkpoint.Checkpoint) -> None:
+    text = make_text(20_000, seed=13)
+    for exact in (False, True):
+        seen: list[tuple[int, int]] = []
+        generate.score(
+            _net(trained), trained.vocab, text, exact=exact, progress=lambda d, t, seen=seen: seen.append((d, t))
+        )
+        assert seen[-1] == (20_000, 20_000)
+        assert [d for d, _ in seen] == sorted(d for d, _ in seen)
