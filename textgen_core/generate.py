@@ -155,6 +155,13 @@ def describe_tokens(
     ]
 
 
+def sampling_distribution(probs: np.ndarray, logp: np.ndarray, settings: Sequence[SamplingSettings]) -> np.ndarray:
+    """What a draw under `settings` (one per row) draws from. T = 1 with no filters is the model's own `probs`
+    as they are, so a character taken by hand reports the same `sampled_prob`, bit for bit, as one drawn."""
+    plain = all(s == _MODEL_ITSELF for s in settings)
+    return probs if plain else distribution(logp, settings)
+
+
 def _draw_tokens(
     logits: np.ndarray,
     settings: Sequence[SamplingSettings],
@@ -165,8 +172,7 @@ def _draw_tokens(
     """Draw one character per row of `logits` (B, V) and describe each as a Token; returns (tokens, ids)."""
     logp = log_softmax(logits)
     probs = np.exp(logp)
-    plain = all(s == _MODEL_ITSELF for s in settings)  # T = 1, no filters: draw from the model's own distribution
-    dist = probs if plain else distribution(logp, settings)
+    dist = sampling_distribution(probs, logp, settings)
     ids = draw(dist, rngs)
     return describe_tokens(probs, logp, ids, dist, vocab, alternatives), ids
 
