@@ -14,7 +14,7 @@ from textgen_core.errors import TextgenError
 from textgen_core.generate import Generator
 from textgen_core.inference import NumpyLSTM
 from textgen_core.sampling import SamplingSettings, softmax
-from textgen_core.steer import BranchTree, Stepper, fork, rebuild, rng_snapshot
+from textgen_core.steer import BranchTree, Fork, Stepper, fork, rebuild, rng_snapshot
 
 SEED = "The will to power"
 LENGTH = 60
@@ -104,7 +104,27 @@ def test_a_branch_without_a_known_rng_forks_from_the_generators(ckpt) -> None:
     picked = tree.add(primed.text, list(gen.stream(30, alternatives=5)), "pick")  # no rng_state
     forked = fork(gen, tree, picked.id, 5, picked.tokens[4].char, length=20)
     assert forked.tokens[0] == picked.tokens[4]
-    assert forked.rng_state is None  # nothing to replay later either
+    # The fork's own draws came from one RNG in order, so a fork of it replays them.
+    again = fork(gen, tree, forked.id, 8, forked.tokens[7].char, length=len(forked.tokens) - 8)
+    assert again.tokens[1:] == forked.tokens[8:]
+
+
+def test_a_fork_stopped_part_way_keeps_what_it_made(ckpt) -> None:
+    gen = generator(ckpt, temperature=0.9)
+    tree = BranchTree()
+    original = run(gen, tree)
+    own_rng = gen.rng
+    job = Fork(gen, tree, original.id, 5, length=40)
+    assert tree.current == original.id  # nothing recorded before it runs
+    made = []
+    for token in job:
+        made.append(token)
+        if len(made) == 12:
+            break  # what Ctrl-C does in a front end
+    assert job.branch is not None and job.branch.tokens == made and tree.current == job.branch.id
+    assert gen.settings.temperature == 0.9 and gen.rng is own_rng  # the parent's replay did not leak into gen
+    finished = fork(gen, tree, original.id, 5, job.branch.tokens[0].char, length=40)
+    assert finished.tokens[:12] == made  # the same replayed random numbers
 
 
 @pytest.mark.parametrize("number", [0, LENGTH + 1, -1, "3", 2.0, True])

@@ -10,9 +10,10 @@ bit-identical probabilities).
 
 **Branches** (`BranchTree`): every run, /compare column, pick session, beam and fork is a `Branch` holding exactly
 what the model was fed before it (`context`), its tokens, and where it split from its parent. Characters are
-numbered from 1, as /alts numbers them. `fork` rebuilds the state at a character by re-feeding the context and
-the text before it (the state is exact, and the pending prediction is computed by the same per-step product as
-during generation, so the probabilities are bit-identical too), puts another character there and continues.
+numbered from 1, as /alts numbers them. `Fork` (streaming, stoppable) and `fork` (all at once) rebuild the
+state at a character by re-feeding the context and the text before it (the state is exact, and the pending
+prediction is computed by the same per-step product as during generation, so the probabilities are bit-identical
+too), put another character there and continue.
 When the parent's random numbers are known (`Branch.rng_state`), the continuation replays them: forking with the
 character that was there reproduces the parent exactly, and with another character any difference is the model's
 answer to that character alone, not new randomness.
@@ -21,6 +22,7 @@ answer to that character alone, not new randomness.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -288,6 +290,96 @@ def rebuild(gen: Generator, branch: Branch, before: int) -> None:
     _force(gen, branch.tokens[before - 1].index, 0)
 
 
+class Fork:
+    """Restart branch `branch_id` at its character `number` (from 1, as /alts numbers) with `char` instead
+    (default: the model's likeliest other character there), then draw `length` more characters.
+
+    Everything a user can get wrong is checked, and the state rebuilt, on construction, before any output.
+    Iterating yields the new characters as they come (each already fed back, as `Generator.stream` does);
+    when the iteration ends, finishes or is stopped (Ctrl-C, `break`), what was generated becomes `branch`, the
+    tree's current one, and `gen` stands at its end. Draws under `settings` (default: the parent's, else the
+    generator's) and, where the parent's RNG is known, replays the parent's random numbers from that point,
+    otherwise draws from `gen.rng`; `gen`'s own settings and RNG are left as they were.
+    """
+
+    def __init__(
+        self,
+        gen: Generator,
+        tree: BranchTree,
+        branch_id: int,
+        number: int,
+        char: str | None = None,
+        *,
+        length: int,
+        settings: SamplingSettings | None = None,
+        alternatives: int = ALTERNATIVES,
+    ):
+        parent = tree.get(branch_id)
+        n = len(parent.tokens)
+        if isinstance(number, bool) or not isinstance(number, (int, np.integer)) or not 1 <= number <= n:
+            raise TextgenError(
+                f"fork at a character from 1 to {n} of branch {branch_id}, got {number!r}"
+                if n
+                else f"branch {branch_id} has no characters to fork from"
+            )
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
+            raise TextgenError(f"length must be a whole number ≥ 0, got {length!r}")
+        index = None if char is None else _char_index(gen, char)
+        self.gen, self.tree, self.parent, self.number = gen, tree, parent, int(number)
+        self.length, self.alternatives = int(length), alternatives
+        self.settings = settings or parent.settings or gen.settings
+        self.branch: Branch | None = None
+        split = self.number - 1
+        rebuild(gen, parent, split)
+        if index is None:
+            old = parent.tokens[split].index
+            index = next(int(i) for i in np.argsort(-gen.get_state().logits[0], kind="stable") if i != old)
+        self.index = index
+        self.rng = gen.rng
+        if parent.rng_state is not None:
+            self.rng = np.random.default_rng()
+            self.rng.bit_generator.state = copy.deepcopy(parent.rng_state)
+            # Skip the uniforms of the parent's drawn characters up to and including the one replaced (one per
+            # character, see sampling.draw), so each later character is drawn with the parent's number for its place.
+            for _ in range(max(0, split + 1 - parent.forced)):
+                self.rng.random()
+
+    def __iter__(self) -> Iterator[Token]:
+        gen = self.gen
+        saved = gen.settings, gen.rng
+        gen.settings, gen.rng = self.settings, self.rng
+        rng_state = rng_snapshot(self.rng)  # before the first draw: the forced character draws nothing
+        tokens: list[Token] = []
+        try:
+            tokens.append(_force(gen, self.index, self.alternatives))
+            yield tokens[-1]
+            for token in gen.stream(self.length, alternatives=self.alternatives):
+                tokens.append(token)
+                yield token
+        finally:
+            gen.settings, gen.rng = saved
+            if tokens:
+                p = self.parent
+                self.branch = self.tree.add(
+                    p.context + p.text[: self.number - 1],
+                    tokens,
+                    "fork",
+                    label=f"{p.id}@{self.number}",
+                    settings=self.settings,
+                    rng_state=rng_state,
+                    parent=p.id,
+                    split=self.number,
+                    forced=1,
+                )
+
+    def run(self) -> Branch:
+        """Generate to the end and return the new branch."""
+        for _ in self:
+            pass
+        assert self.branch is not None
+        return self.branch
+
+
 def fork(
     gen: Generator,
     tree: BranchTree,
@@ -299,58 +391,5 @@ def fork(
     settings: SamplingSettings | None = None,
     alternatives: int = ALTERNATIVES,
 ) -> Branch:
-    """Restart branch `branch_id` at its character `number` (from 1, as /alts numbers) with `char` instead
-    (default: the model's likeliest other character there), then draw `length` more characters.
-
-    Draws under `settings` (default: the parent's, else the generator's) and, where the parent's RNG is known,
-    replays the parent's random numbers from that point; otherwise from `gen.rng`. Leaves `gen` at the end of
-    the new branch, which becomes current. Ctrl-C during the continuation leaves the tree unchanged.
-    """
-    parent = tree.get(branch_id)
-    if isinstance(number, bool) or not isinstance(number, (int, np.integer)) or not 1 <= number <= len(parent.tokens):
-        raise TextgenError(
-            f"fork at a character from 1 to {len(parent.tokens)} of branch {branch_id}, got {number!r}"
-            if parent.tokens
-            else f"branch {branch_id} has no characters to fork from"
-        )
-    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
-        raise TextgenError(f"length must be a whole number ≥ 0, got {length}")
-    split = number - 1
-    rebuild(gen, parent, split)
-    if char is None:
-        old = parent.tokens[split].index
-        logits = gen.get_state().logits[0]
-        index = next(int(i) for i in np.argsort(-logits, kind="stable") if i != old)
-    else:
-        index = _char_index(gen, char)
-    saved_settings, saved_rng = gen.settings, gen.rng
-    rng = gen.rng
-    rng_state = None
-    if parent.rng_state is not None:
-        rng = np.random.default_rng()
-        rng.bit_generator.state = copy.deepcopy(parent.rng_state)
-        # Skip the uniforms of the parent's drawn characters up to and including the one replaced (one per
-        # character, see sampling.draw), so each later character is drawn with the parent's number for its place.
-        for _ in range(max(0, split + 1 - parent.forced)):
-            rng.random()
-        rng_state = rng_snapshot(rng)
-    gen.settings = settings or parent.settings or gen.settings
-    gen.rng = rng
-    try:
-        tokens = [_force(gen, index, alternatives)]
-        tokens.extend(gen.stream(length, alternatives=alternatives))
-        used = gen.settings
-    finally:
-        gen.settings, gen.rng = saved_settings, saved_rng
-    context = parent.context + parent.text[:split]
-    return tree.add(
-        context,
-        tokens,
-        "fork",
-        label=f"{branch_id}@{number}",
-        settings=used,
-        rng_state=rng_state,
-        parent=branch_id,
-        split=number,
-        forced=1,
-    )
+    """`Fork(...).run()`: the whole fork at once, for scripts and tests."""
+    return Fork(gen, tree, branch_id, number, char, length=length, settings=settings, alternatives=alternatives).run()
