@@ -182,6 +182,38 @@ def feed(model: NumpyLSTM, ids: np.ndarray, state: LSTMState, progress: Progress
     return logits[-1:]
 
 
+def describe_tokens(
+    probs: np.ndarray,
+    logp: np.ndarray,
+    ids: np.ndarray,
+    dist: np.ndarray | None,
+    vocab: Vocabulary,
+    alternatives: int,
+) -> list[Token]:
+    """Tokens for the characters `ids` chosen from the rows of the model's distributions (`probs`, `logp`,
+    both (B, V)); `dist` is what they were chosen from, or None for a deterministic choice (sampled_prob 1).
+    Sampling, step mode and beam search all describe their characters here."""
+    entropy = entropy_bits(probs, logp)
+    rows = np.arange(len(ids))
+    model_p = probs[rows, ids]
+    sampled_p = np.ones(len(ids)) if dist is None else dist[rows, ids]
+    alts: list[tuple[tuple[str, float], ...]] = [()] * len(ids)
+    if alternatives > 0:
+        top = np.argsort(-probs, axis=-1, kind="stable")[:, :alternatives]
+        alts = [tuple((vocab.chars[j], float(probs[r, j])) for j in top[r]) for r in rows]
+    return [
+        Token(vocab.chars[i], int(i), float(model_p[r]), float(sampled_p[r]), float(entropy[r]), alts[r])
+        for r, i in enumerate(ids)
+    ]
+
+
+def sampling_distribution(probs: np.ndarray, logp: np.ndarray, settings: Sequence[SamplingSettings]) -> np.ndarray:
+    """What a draw under `settings` (one per row) draws from. T = 1 with no filters is the model's own `probs`
+    as they are, so a character taken by hand reports the same `sampled_prob`, bit for bit, as one drawn."""
+    plain = all(s == _MODEL_ITSELF for s in settings)
+    return probs if plain else distribution(logp, settings)
+
+
 def _draw_tokens(
     logits: np.ndarray,
     settings: Sequence[SamplingSettings],
@@ -192,21 +224,9 @@ def _draw_tokens(
     """Draw one character per row of `logits` (B, V) and describe each as a Token; returns (tokens, ids)."""
     logp = log_softmax(logits)
     probs = np.exp(logp)
-    entropy = entropy_bits(probs, logp)
-    plain = all(s == _MODEL_ITSELF for s in settings)  # T = 1, no filters: draw from the model's own distribution
-    dist = probs if plain else distribution(logp, settings)
+    dist = sampling_distribution(probs, logp, settings)
     ids = draw(dist, rngs)
-    rows = np.arange(len(ids))
-    model_p, sampled_p = probs[rows, ids], dist[rows, ids]
-    alts: list[tuple[tuple[str, float], ...]] = [()] * len(ids)
-    if alternatives > 0:
-        top = np.argsort(-probs, axis=-1, kind="stable")[:, :alternatives]
-        alts = [tuple((vocab.chars[j], float(probs[r, j])) for j in top[r]) for r in rows]
-    tokens = [
-        Token(vocab.chars[i], int(i), float(model_p[r]), float(sampled_p[r]), float(entropy[r]), alts[r])
-        for r, i in enumerate(ids)
-    ]
-    return tokens, ids
+    return describe_tokens(probs, logp, ids, dist, vocab, alternatives), ids
 
 
 class Generator:
