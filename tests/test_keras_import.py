@@ -252,3 +252,14 @@ def test_errors_are_one_line_each(made, tmp_path):
 def test_missing_h5py_names_the_install_command(made, monkeypatch):
     monkeypatch.setitem(sys.modules, "h5py", None)  # `import h5py` now raises ImportError
     assert INSTALL_HINT in _one_line_error(read_keras, made["files"]["sigmoid"]["h5"])
+
+
+def test_training_from_a_hard_sigmoid_model_is_refused(made, tmp_path):
+    """Training's nn.LSTM has only the sigmoid: starting a run from such weights would silently change the model."""
+    from textgen_core.train import TrainConfig, adopt_start
+
+    hard = load_keras(made["files"]["hard"]["h5"], made["vocab"])
+    config = TrainConfig(corpus=["corpus.txt"], out=str(tmp_path / "run"))
+    assert "sigmoid" in _one_line_error(adopt_start, config, hard, frozenset())
+    book = load_keras(made["files"]["sigmoid"]["keras"], made["vocab"])
+    assert adopt_start(config, book, frozenset()).embed_dim == len(made["vocab"])
