@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import resource
 import subprocess
 import sys
@@ -121,7 +122,8 @@ def test_parallel_scoring_equals_exact_within_the_stated_tolerance(trained: chec
     assert abs(fast.bpc - exact.bpc) <= TOLERANCE
     # Most characters are exact to float rounding: only each part's first characters after its burn-in can differ.
     assert np.mean(np.isclose(fast.probs, exact.probs, rtol=1e-4, atol=1e-6)) > 0.99
-    assert exact.bpc < 3.0  # the model learned something: the comparison is between real predictions
+    # The model learned something (well under a uniform guess): the comparison is between real predictions.
+    assert exact.bpc < math.log2(len(trained.vocab)) - 1
 
 
 def test_parallel_scoring_is_exact_where_no_stream_needs_a_burn_in(

@@ -26,7 +26,11 @@ from .errors import TextgenError
 from .vocab import Vocabulary, is_forbidden_control
 
 FORMAT = "textgen-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Version 2 added a recurrent activation other than the sigmoid (imported Keras models). A checkpoint that does
+#: not use one is still written as version 1, so older textgens keep reading it; one that does is version 2, so
+#: an older textgen refuses it instead of silently running the wrong activation.
+_PLAIN_VERSION = 1
 WEIGHTS_NAME = "model.safetensors"
 RESUME_NAME = "resume.safetensors"
 #: A real header is a few KB; anything beyond this is corrupt (and must not cause a huge allocation).
@@ -73,12 +77,18 @@ class CheckpointMeta:
     val_bpc: float | None = None
     command: str = ""
     extra: dict = field(default_factory=dict)
+    #: The input length of a model trained on fixed windows (an imported Keras model), else None: such a model
+    #: was never run on more context than this, from a zero state (see `generate`'s `window` options).
+    window: int | None = None
+    #: Where the weights came from when textgen did not train them, e.g. ``{"file": "model.keras", "format":
+    #: "keras", "keras_version": "3.5.0"}``; empty for textgen's own models.
+    origin: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "format": FORMAT,
-                "version": FORMAT_VERSION,
+                "version": FORMAT_VERSION if self.config.recurrent_activation != "sigmoid" else _PLAIN_VERSION,
                 "config": self.config.to_dict(),
                 "vocab": self.vocab.chars,
                 "lowercase": self.lowercase,
@@ -88,6 +98,8 @@ class CheckpointMeta:
                 "val_bpc": self.val_bpc,
                 "command": self.command,
                 "extra": self.extra,
+                "window": self.window,
+                "origin": self.origin,
             },
             ensure_ascii=True,
         )
@@ -101,7 +113,7 @@ class CheckpointMeta:
             raise ValueError(f"metadata is {e}") from None
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ValueError("metadata is not textgen's")
-        if d.get("version") != FORMAT_VERSION:
+        if d.get("version") not in (_PLAIN_VERSION, FORMAT_VERSION):
             raise NewerFormat(f"format version {d.get('version')!r} is not supported by this textgen")
         config = ModelConfig.from_dict(d.get("config"))
         chars = d.get("vocab")
@@ -124,6 +136,11 @@ class CheckpointMeta:
             value = d.get(key)
             if value is not None and (type(value) not in (int, float) or not math.isfinite(value)):
                 raise ValueError(f"{key} is not a finite number")
+        window, origin = d.get("window"), d.get("origin", {})
+        if window is not None and (type(window) is not int or window < 1):
+            raise ValueError("window is not a positive integer")
+        if not isinstance(origin, dict):
+            raise ValueError("metadata fields have the wrong type")
         corpus = d.get("corpus", [])
         extra = d.get("extra", {})
         if not isinstance(corpus, list) or not isinstance(extra, dict) or not isinstance(d.get("command", ""), str):
@@ -142,6 +159,8 @@ class CheckpointMeta:
             val_bpc=d.get("val_bpc"),
             command=d.get("command", ""),
             extra=extra,
+            window=window,
+            origin=origin,
         )
 
 

@@ -30,6 +30,13 @@ DEFAULT_LENGTH = 400
 # The temperatures the book samples at; `/compare`'s default and a training run's samples.
 BOOK_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 
+#: The LSTM's gate activation → its slope for the piecewise-linear ones, ``clip(slope·x + 1/2, 0, 1)``. textgen
+#: trains with the sigmoid; the hard sigmoids exist for imported Keras models, where the one config name
+#: ``hard_sigmoid`` meant two functions: Keras 1-2 computed ``clip(0.2x + 0.5, 0, 1)``, Keras 3 ``relu6(x + 3) / 6``.
+RECURRENT_ACTIVATIONS: dict[str, float | None] = {"sigmoid": None, "hard_sigmoid_keras2": 0.2, "hard_sigmoid": 1 / 6}
+#: Fields added after the first checkpoints were written, with the value those checkpoints mean.
+_LATER_FIELDS = {"recurrent_activation": "sigmoid"}
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -46,6 +53,8 @@ class ModelConfig:
     #: DropConnect on the hidden-to-hidden weights (AWD-LSTM's weight drop; training only). It regularises the
     #: recurrence itself, which plain dropout between layers does not touch.
     weight_drop: float = DEFAULT_WEIGHT_DROP
+    #: The gates' activation (a key of `RECURRENT_ACTIVATIONS`); only imported Keras models use another.
+    recurrent_activation: str = "sigmoid"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers"):
@@ -56,6 +65,8 @@ class ModelConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {v!r}")
+        if not isinstance(self.recurrent_activation, str) or self.recurrent_activation not in RECURRENT_ACTIVATIONS:
+            raise ValueError(f"recurrent_activation must be one of {', '.join(RECURRENT_ACTIVATIONS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,10 +77,10 @@ class ModelConfig:
         if not isinstance(d, dict):
             raise ValueError("config is not an object")
         names = {f.name for f in fields(cls)}
-        missing = names - d.keys()
+        missing = names - d.keys() - _LATER_FIELDS.keys()
         if missing:
             raise ValueError(f"config lacks {', '.join(sorted(missing))}")
-        return cls(**{k: d[k] for k in names})
+        return cls(**{**_LATER_FIELDS, **{k: d[k] for k in names if k in d}})
 
     def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
         """Names and shapes of the weights, in PyTorch's `nn.LSTM` layout (gate order i, f, g, o).

@@ -14,6 +14,12 @@ paragraph), else from the model's most likely first character: the argmax of wha
 from a zero hidden state. Scoring uses the same start, so the first character of a scored text is predicted as
 if it followed an empty seed, and `score` of a text generated from an empty seed reproduces the probabilities
 reported while it was generated.
+
+Windowed models: a model trained the Keras book's way (an imported one, whose checkpoint records its `window`)
+never saw more than `window` characters, always from a zero state. With ``window=W``, `Generator`, `sample_many`
+and `score` run it that way: each next character is predicted from the last W characters fed (the start character
+counts as one), from a zero state each time. That costs W steps per character instead of one; scoring batches the
+windows of many positions into one matrix product per step.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ PRIME_TAIL = 20_000
 ENCODE_PIECE = 1 << 16
 #: A progress callback: (done, total), in characters.
 Progress = Callable[[int, int], None]
+#: Windows run side by side when scoring a windowed model: one (4H, 512) state per step, a few MB for the book's model.
+WINDOW_BATCH = 512
 
 
 @dataclass(frozen=True)
@@ -125,10 +133,12 @@ class ScoreResult:
 
 @dataclass(frozen=True)
 class GeneratorState:
-    """A snapshot of a `Generator`: the LSTM state and the pending prediction for the next character."""
+    """A snapshot of a `Generator`: the LSTM state and the pending prediction for the next character (and, for a
+    windowed generator, the ids of the window)."""
 
     lstm: LSTMState
     logits: np.ndarray
+    recent: np.ndarray | None = None
 
 
 def start_id(model: NumpyLSTM, vocab: Vocabulary) -> int:
@@ -234,7 +244,8 @@ class Generator:
 
     `settings` is read at every character, so a front end may change it while `stream` runs (live temperature).
     The RNG is not part of `get_state`: rewinding and streaming again draws a new continuation unless the seed
-    is set again with `set_seed`.
+    is set again with `set_seed`. With `window`, each character is predicted from the last `window` characters
+    fed, from a zero state (see the module doc); without, statefully from everything fed.
     """
 
     def __init__(
@@ -245,9 +256,12 @@ class Generator:
         lowercase: bool = False,
         settings: SamplingSettings | None = None,
         seed: int | None = None,
+        window: int | None = None,
     ):
         if len(vocab) != model.vocab_size:
             raise ValueError(f"vocabulary has {len(vocab)} characters, the model {model.vocab_size}")
+        _check_window(window)
+        self.window = window
         self.model = model
         self.vocab = vocab
         self.lowercase = lowercase
@@ -255,15 +269,21 @@ class Generator:
         self.rng = np.random.default_rng(seed)
         self._state: LSTMState
         self._logits: np.ndarray
+        self._recent = np.zeros(0, dtype=np.int64)
         self.reset()
 
     @classmethod
     def from_checkpoint(
-        cls, ckpt: Checkpoint, *, settings: SamplingSettings | None = None, seed: int | None = None
+        cls,
+        ckpt: Checkpoint,
+        *,
+        settings: SamplingSettings | None = None,
+        seed: int | None = None,
+        window: int | None = None,
     ) -> Generator:
-        return cls(
-            NumpyLSTM.from_checkpoint(ckpt), ckpt.vocab, lowercase=ckpt.meta.lowercase, settings=settings, seed=seed
-        )
+        """`window` is the caller's choice (e.g. ``ckpt.meta.window`` to run an imported model the book's way)."""
+        model = NumpyLSTM.from_checkpoint(ckpt)
+        return cls(model, ckpt.vocab, lowercase=ckpt.meta.lowercase, settings=settings, seed=seed, window=window)
 
     def set_seed(self, seed: int | None) -> None:
         """Restart the RNG: an int makes what follows reproducible, None draws fresh entropy."""
@@ -283,27 +303,39 @@ class Generator:
         """
         seed = encode_seed(self.model, self.vocab, text, self.lowercase, fallback=not carry)
         state = self._state.copy() if carry else self.model.initial_state(1)
-        if len(seed.ids):
+        recent = self._recent if carry else self._recent[:0]
+        if len(seed.ids) and self.window is not None:
+            self._state, self._recent = state, recent
+            self._slide(seed.ids)
+        elif len(seed.ids):
             logits = feed(self.model, seed.ids, state, progress)
-            self._state, self._logits = state, logits
-        elif not carry:
-            self._state = state
+            self._state, self._recent, self._logits = state, recent, logits
         return seed
+
+    def _slide(self, ids: np.ndarray) -> None:
+        """Windowed: append `ids` to the window and predict the next character from it, from a zero state."""
+        self._recent = np.concatenate([self._recent, ids])[-self.window :]
+        self._logits = self.model.window_logits(self._recent[None])
 
     def stream(self, n: int, alternatives: int = 0) -> Iterator[Token]:
         """Yield `n` characters, each fed back before it is yielded (so stopping early leaves a consistent
         state that a later `stream` continues). `alternatives` > 0 attaches the model's top characters."""
         for _ in range(n):
             (token,), ids = _draw_tokens(self._logits, [self.settings], [self.rng], self.vocab, alternatives)
-            self._logits, _ = self.model.step(ids, self._state)
+            if self.window is None:
+                self._logits, _ = self.model.step(ids, self._state)
+            else:
+                self._slide(ids)
             yield token
 
     def get_state(self) -> GeneratorState:
-        return GeneratorState(self._state.copy(), self._logits.copy())
+        return GeneratorState(self._state.copy(), self._logits.copy(), self._recent.copy())
 
     def set_state(self, state: GeneratorState) -> None:
         self._state = state.lstm.copy()
         self._logits = state.logits.copy()
+        if state.recent is not None:
+            self._recent = state.recent.copy()
 
 
 def sample_many(
@@ -315,19 +347,31 @@ def sample_many(
     rng: np.random.Generator,
     lowercase: bool = False,
     alternatives: int = 0,
+    window: int | None = None,
 ) -> Iterator[list[Token]]:
     """Continue one prompt under several settings at once: primes once, then draws ``len(settings)`` streams in
     one batched pass, yielding one list of tokens (one per setting) per position.
 
     Stream i draws from ``rng.spawn(len(settings))[i]``, so it equals a `Generator` primed with the same prompt
-    whose `rng` is that child, up to float rounding between batched and single-stream products.
+    whose `rng` is that child, up to float rounding between batched and single-stream products. With `window`,
+    every stream is predicted from its own last `window` characters (the windows advance as one batch).
     """
+    _check_window(window)
     seed = encode_seed(model, vocab, prompt, lowercase)
+    rngs = rng.spawn(len(settings))
+    if window is not None:
+        recent = np.repeat(seed.ids[None, -window:], len(settings), axis=0)
+        logits = model.window_logits(recent)
+        for _ in range(length):
+            tokens, ids = _draw_tokens(logits, settings, rngs, vocab, alternatives)
+            recent = np.concatenate([recent, ids[:, None]], axis=1)[:, -window:]
+            logits = model.window_logits(recent)
+            yield tokens
+        return
     state = model.initial_state(1)
     logits = feed(model, seed.ids, state)
     state = state.repeat(len(settings))
     logits = np.repeat(logits, len(settings), axis=0)
-    rngs = rng.spawn(len(settings))
     for _ in range(length):
         tokens, ids = _draw_tokens(logits, settings, rngs, vocab, alternatives)
         logits, _ = model.step(ids, state)
@@ -341,6 +385,11 @@ SCORE_STREAMS = 128
 SCORE_BURN_IN = 500
 
 
+def _check_window(window: int | None) -> None:
+    if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window < 1):
+        raise ValueError(f"window must be a positive integer or None, got {window!r}")
+
+
 def _score_inputs(model: NumpyLSTM, vocab: Vocabulary, text: str, lowercase: bool) -> tuple[Encoded, np.ndarray]:
     """The encoded text (the targets) and what is fed before each of them: the start character, then the text."""
     enc = _encode(vocab, text, lowercase)
@@ -349,16 +398,39 @@ def _score_inputs(model: NumpyLSTM, vocab: Vocabulary, text: str, lowercase: boo
 
 
 def _score_sequential(
-    model: NumpyLSTM, inputs: np.ndarray, targets: np.ndarray, progress: Progress | None
+    model: NumpyLSTM, inputs: np.ndarray, targets: np.ndarray, progress: Progress | None, upto: int | None = None
 ) -> np.ndarray:
+    """One stateful pass over the first `upto` positions (default: all); the rest of the array is left unset."""
+    upto = len(targets) if upto is None else upto
     logp = np.empty(len(targets))
     state = model.initial_state(1)
-    for a in range(0, len(targets), SCORE_CHUNK):
-        logits, _ = model.forward(inputs[a : a + SCORE_CHUNK], state)
-        chunk = targets[a : a + SCORE_CHUNK]
-        logp[a : a + len(chunk)] = log_softmax(logits)[np.arange(len(chunk)), chunk]
+    for a in range(0, upto, SCORE_CHUNK):
+        logits, _ = model.forward(inputs[a : min(a + SCORE_CHUNK, upto)], state)
+        at = np.arange(a, a + len(logits))
+        logp[at] = log_softmax(logits)[np.arange(len(at)), targets[at]]
         if progress:
-            progress(a + len(chunk), len(targets))
+            progress(a + len(at), len(targets))
+    return logp
+
+
+def _score_windowed(
+    model: NumpyLSTM, inputs: np.ndarray, targets: np.ndarray, window: int, progress: Progress | None
+) -> np.ndarray:
+    """Each position predicted from the `window` inputs before it, from a zero state (the Keras book's way).
+
+    The first `window` positions come from one stateful pass: their whole context fits in the window, so the two
+    ways coincide there. The rest run `WINDOW_BATCH` windows side by side.
+    """
+    stateful = min(window, len(targets))
+    logp = _score_sequential(model, inputs, targets, progress, upto=stateful)
+    # Position t ≥ window: the window is inputs[t - window + 1 .. t], i.e. the `window` characters before t.
+    offsets = np.arange(1 - window, 1)
+    for a in range(stateful, len(targets), WINDOW_BATCH):
+        at = np.arange(a, min(a + WINDOW_BATCH, len(targets)))
+        logits = model.window_logits(inputs[at[:, None] + offsets])
+        logp[at] = log_softmax(logits)[np.arange(len(at)), targets[at]]
+        if progress:
+            progress(int(at[-1]) + 1, len(targets))
     return logp
 
 
@@ -402,6 +474,7 @@ def score(
     lowercase: bool = False,
     *,
     exact: bool = False,
+    window: int | None = None,
     progress: Progress | None = None,
 ) -> ScoreResult:
     """The model's probability of each character of `text` given all before it (the first given the start
@@ -410,14 +483,19 @@ def score(
     A text long enough to fill `SCORE_STREAMS` parts of at least `SCORE_BURN_IN` characters is scored in
     parallel streams (see `_score_parallel`): several times faster, and within a measured tolerance of the
     sequential result rather than equal to it. `exact` forces the sequential pass, which every shorter text
-    takes anyway. `progress(done, total)` is called as characters are scored.
+    takes anyway. With `window`, each character is predicted from the `window` characters before it (the start
+    character counts as one), from a zero state: as the Keras book's model predicts. `progress(done, total)` is
+    called as characters are scored.
 
     This is the one implementation behind `textgen eval` and the REPL's /score.
     """
+    _check_window(window)
     enc, inputs = _score_inputs(model, vocab, text, lowercase)
     targets = enc.ids
     streams = min(SCORE_STREAMS, len(targets) // (2 * SCORE_BURN_IN))
-    if exact or streams < 2:
+    if window is not None:
+        logp = _score_windowed(model, inputs, targets, window, progress)
+    elif exact or streams < 2:
         logp = _score_sequential(model, inputs, targets, progress)
     else:
         logp = _score_parallel(model, inputs, targets, streams, SCORE_BURN_IN, progress)

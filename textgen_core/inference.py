@@ -13,6 +13,8 @@ BLAS call per layer plus a handful of in-place ufuncs on preallocated buffers.
 - Gates are reordered from PyTorch's i, f, g, o to i, f, o, g and the sigmoid rows are pre-scaled by 1/2
   (exact in float32), so one ``tanh`` over all four gates followed by ``0.5 * t + 0.5`` on the first three gives
   σ(x) = (1 + tanh(x / 2)) / 2 without a separate exp pass.
+- An imported Keras model may use a hard sigmoid, ``clip(a·x + 1/2, 0, 1)``: its rows are pre-scaled by the slope
+  `a` instead, and ``tanh`` runs over the cell-input gate alone.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import ModelConfig
+from .config import RECURRENT_ACTIVATIONS, ModelConfig
 
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint
@@ -70,9 +72,12 @@ class NumpyLSTM:
         self.hidden = h
         self.layers = config.num_layers
         self.vocab_size = config.vocab_size
-        # Row permutation i, f, g, o → i, f, o, g, and the 1/2 pre-scale of the three sigmoid gates.
+        #: The hard sigmoid's slope, or None for the sigmoid (see the module doc).
+        self.hard_slope = RECURRENT_ACTIVATIONS[config.recurrent_activation]
+        # Row permutation i, f, g, o → i, f, o, g, and the pre-scale of the three sigmoid gates.
         perm = np.concatenate([np.arange(0, 2 * h), np.arange(3 * h, 4 * h), np.arange(2 * h, 3 * h)])
-        scale = np.concatenate([np.full(3 * h, 0.5, F32), np.ones(h, F32)])[:, None]
+        slope = 0.5 if self.hard_slope is None else self.hard_slope
+        scale = np.concatenate([np.full(3 * h, slope, F32), np.ones(h, F32)])[:, None]
 
         def gates(name: str, k: int) -> np.ndarray:
             a = np.asarray(tensors[f"lstm.{name}_l{k}"], dtype=F32)[perm]
@@ -118,10 +123,15 @@ class NumpyLSTM:
     def _cell(self, gates: np.ndarray, c: np.ndarray, h: np.ndarray, tmp: np.ndarray) -> None:
         """In place: gates (4H, B) pre-activations → new cell state `c` and hidden state `h` (views into a state)."""
         n = self.hidden
-        np.tanh(gates, out=gates)
         sig = gates[: 3 * n]
-        sig *= 0.5
-        sig += 0.5
+        if self.hard_slope is None:
+            np.tanh(gates, out=gates)
+            sig *= 0.5
+            sig += 0.5
+        else:
+            np.tanh(gates[3 * n :], out=gates[3 * n :])
+            sig += 0.5
+            np.clip(sig, 0.0, 1.0, out=sig)
         c *= gates[n : 2 * n]
         np.multiply(gates[:n], gates[3 * n :], out=tmp)
         c += tmp
@@ -146,6 +156,18 @@ class NumpyLSTM:
         logits = np.dot(self.w_head, state.h[(self.layers - 1) * self.hidden :])
         logits += self.b_head
         return logits.T, state
+
+    def window_logits(self, windows: np.ndarray) -> np.ndarray:
+        """Logits (B, V) after feeding each row of `windows` (B, W) to its own zero state: the prediction a model
+        trained on fixed windows (the Keras book's recipe) makes for the character after each window. All B
+        windows advance together, so each of the W steps is one matrix product per layer, and the head runs once."""
+        windows = np.asarray(windows)
+        state = self.initial_state(len(windows))
+        for t in range(windows.shape[1]):
+            self._advance(self.table[windows[:, t]].T, state)
+        logits = np.dot(self.w_head, state.h[(self.layers - 1) * self.hidden :])
+        logits += self.b_head
+        return logits.T
 
     def forward(self, ids: np.ndarray, state: LSTMState) -> tuple[np.ndarray, LSTMState]:
         """Feed a sequence to one stream: logits (T, V) after each character, and the updated `state`.

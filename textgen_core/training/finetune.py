@@ -23,6 +23,11 @@ def load_start(init: str) -> ckpt.Checkpoint:
 def adopt_start(config: TrainConfig, start: ckpt.Checkpoint, explicit: frozenset[str]) -> TrainConfig:
     """The config of a run that starts from `start`: the checkpoint's shape and case, and its regularisation
     unless the command gives other values. A shape flag that contradicts the checkpoint is refused."""
+    if start.config.recurrent_activation != "sigmoid":  # training's nn.LSTM has only the sigmoid
+        raise TextgenError(
+            f"--init: the checkpoint's gates use {start.config.recurrent_activation}, which training cannot; "
+            "train a new model instead"
+        )
     have = {f: getattr(start.config, f) for f in ("embed_dim", "hidden_size", "num_layers")}
     have["lowercase"] = start.meta.lowercase
     for name, value in have.items():

@@ -1,0 +1,472 @@
+"""Import a character-level Keras LSTM (the *Deep Learning with Python* §8.1 model) as a textgen checkpoint.
+
+Two file formats hold such a model, told apart by their first bytes, not their names:
+
+- Keras 3's ``.keras``: a zip of ``config.json`` (the architecture), ``metadata.json`` (``keras_version``) and
+  ``model.weights.h5``, where a layer's weights live under ``layers/<name>/vars/<i>`` (an LSTM's under
+  ``layers/<name>/cell/vars/<i>``). `<name>` is not the layer's own name but its class name in snake case, made
+  unique in the order of the model's layers (``lstm``, ``lstm_1``, …), as Keras's `saving_lib` addresses them.
+- The legacy HDF5 ``.h5`` (Keras 2, and Keras 3's legacy writer): the architecture as JSON in the root attribute
+  ``model_config``, the version in ``keras_version``, and the weights in group ``model_weights/<layer name>``,
+  whose attribute ``weight_names`` lists the datasets (``lstm_1/kernel:0``, ``…/lstm_cell/recurrent_kernel``).
+
+What is read: a chain of a one-hot input (or an `Embedding`), one or more `LSTM` layers of one size (each passing
+its sequence to the next, the last returning only its final output), and a `Dense` head, softmax or followed by
+``Activation('softmax')``; `Dropout` layers (identity at inference) may sit in between. Anything else is refused
+with one line naming it. A Keras LSTM's weights are ``kernel`` (in, 4u), ``recurrent_kernel`` (u, 4u) and one
+``bias`` (4u), gates in the order i, f, c, o: PyTorch's i, f, g, o, so they map onto textgen's layout by a
+transpose, with the bias as ``bias_ih`` and ``bias_hh`` zero. A one-hot input becomes an identity embedding.
+
+``recurrent_activation='hard_sigmoid'`` (Keras's default before 2.3, so the book's model has it) names two
+functions: Keras 1-2 computed ``clip(0.2x + 0.5, 0, 1)``, Keras 3 computes ``relu6(x + 3) / 6``. The file's
+``keras_version`` decides which (see `config.RECURRENT_ACTIVATIONS`).
+
+A Keras model stores no vocabulary: the book builds it as the sorted distinct characters of the lower-cased corpus
+(`keras_vocabulary`). Reading needs h5py only, never Keras.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint
+from .checkpoint import Checkpoint, CheckpointMeta
+from .config import ModelConfig
+from .corpus import SourceReader
+from .errors import TextgenError
+from .vocab import Vocabulary
+
+#: How a user gets h5py, which textgen needs only to read Keras files.
+INSTALL_HINT = "pip install 'textgen[keras]'"
+_ZIP_MAGIC = b"PK\x03\x04"
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+#: Layers that are the identity at inference and hold no weights.
+_IDENTITY = {"Dropout"}
+#: What a refusal tells the user textgen can import.
+_SUPPORTED = "textgen imports one-hot or Embedding → LSTM layers → Dense softmax"
+
+
+@dataclass(frozen=True)
+class KerasLayer:
+    """One layer of the chain: its class, its config and its weights by role (kernel, recurrent_kernel, bias,
+    embeddings)."""
+
+    kind: str
+    config: dict
+    weights: dict[str, np.ndarray]
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name", self.kind))
+
+
+@dataclass(frozen=True)
+class KerasModel:
+    """What a Keras file holds, before any vocabulary: the layers after the input, in order."""
+
+    path: Path
+    format: str  # "keras" (the zip) or "h5" (legacy HDF5)
+    keras_version: str | None
+    layers: list[KerasLayer]
+    #: The input's one-hot width (None for an Embedding input) and length (None when the model accepts any).
+    input_dim: int | None
+    window: int | None
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:
+        raise TextgenError(f"reading Keras files needs h5py, which is not installed; {INSTALL_HINT}") from None
+    return h5py
+
+
+def _text(value: object) -> str:
+    """An HDF5 string attribute: h5py gives bytes for fixed-length strings (Keras 2) and str for variable ones."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _major(version: str | None) -> int | None:
+    m = re.match(r"\s*(\d+)", version or "")
+    return int(m.group(1)) if m else None
+
+
+def _snake(name: str) -> str:
+    """Keras's `naming.to_snake_case`: how `saving_lib` names a layer's group in ``model.weights.h5``."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _activation(value: object) -> str:
+    """An activation as a config holds it: a name, or (serialised) a dict whose config is the name."""
+    if isinstance(value, dict):
+        value = value.get("config", value.get("class_name"))
+    return value if isinstance(value, str) else repr(value)
+
+
+class _Refused(Exception):
+    """A model this importer does not support (a message for the user, naming what)."""
+
+
+def _config_layers(model_config: object) -> tuple[list[dict], bool]:
+    """The layer dicts of a Sequential or functional config (InputLayers included) and whether it is functional.
+    Keras 2.0's Sequential config is the bare list of layers; later ones nest it under ``layers``."""
+    if not isinstance(model_config, dict):
+        raise ValueError("model config is not an object")
+    kind, cfg = model_config.get("class_name"), model_config.get("config")
+    if kind not in ("Sequential", "Functional", "Model"):
+        raise _Refused(f"a {kind} model is not supported; {_SUPPORTED}")
+    layers = cfg if isinstance(cfg, list) else cfg.get("layers") if isinstance(cfg, dict) else None
+    if not isinstance(layers, list) or not all(isinstance(x, dict) and "class_name" in x for x in layers):
+        raise ValueError("model config has no list of layers")
+    return layers, kind != "Sequential"
+
+
+def _inbound(layer: dict) -> set[str]:
+    """Names of the layers feeding `layer` in a functional config: Keras 2 writes ``[[[name, node, index, kw]]]``,
+    Keras 3 ``[{"args": [{"config": {"keras_history": [name, node, index]}}]}]``."""
+    names: set[str] = set()
+
+    def walk(x: object) -> None:
+        if isinstance(x, dict):
+            if isinstance(x.get("keras_history"), list) and x["keras_history"]:
+                names.add(str(x["keras_history"][0]))
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            if len(x) >= 3 and isinstance(x[0], str) and isinstance(x[1], int):
+                names.add(x[0])
+            else:
+                for v in x:
+                    walk(v)
+
+    walk(layer.get("inbound_nodes", []))
+    return names
+
+
+def _chain(model_config: object) -> tuple[list[dict], list[int | None] | None]:
+    """The layers after the input, checked to form a single chain, and the input's batch shape if known."""
+    layers, functional = _config_layers(model_config)
+    if functional:
+        for prev, layer in itertools.pairwise(layers):
+            if _inbound(layer) != {prev.get("name", prev["config"].get("name"))}:
+                raise _Refused(
+                    f"layer {layer['config'].get('name')!r} is not fed by the layer before it only; "
+                    f"{_SUPPORTED} in a single chain"
+                )
+    shape = None
+    if layers and layers[0]["class_name"] == "InputLayer":
+        cfg = layers.pop(0)["config"]
+        shape = cfg.get("batch_shape", cfg.get("batch_input_shape"))
+    elif layers:  # Keras 2's Sequential records the input on its first layer
+        shape = layers[0]["config"].get("batch_input_shape")
+    if any(x["class_name"] == "InputLayer" for x in layers):
+        raise _Refused(f"a model with several inputs is not supported; {_SUPPORTED}")
+    return layers, shape
+
+
+def _keras_weights(h5: object, layers: list[dict]) -> list[dict[str, np.ndarray]]:
+    """Weights of a ``.keras`` file's layers, addressed as `saving_lib` does (see the module doc)."""
+    roles = {
+        "LSTM": ("cell/vars", ["kernel", "recurrent_kernel", "bias"]),
+        "Dense": ("vars", ["kernel", "bias"]),
+        "Embedding": ("vars", ["embeddings"]),
+    }
+    used: dict[str, int] = {}
+    out = []
+    for layer in layers:
+        kind = layer["class_name"]
+        base = _snake(kind)
+        used[base] = used.get(base, -1) + 1
+        name = base if used[base] == 0 else f"{base}_{used[base]}"
+        weights: dict[str, np.ndarray] = {}
+        if kind in roles:
+            sub, names = roles[kind]
+            group = h5[f"layers/{name}/{sub}"]
+            for i, role in enumerate(names):
+                if str(i) in group:
+                    weights[role] = np.asarray(group[str(i)], dtype=np.float32)
+        out.append(weights)
+    return out
+
+
+def _h5_weights(h5: object, layers: list[dict]) -> list[dict[str, np.ndarray]]:
+    """Weights of a legacy ``.h5`` file's layers, by the last part of each name in ``weight_names``."""
+    root = h5.get("model_weights", h5)
+    out = []
+    for layer in layers:
+        name = layer["config"].get("name", layer.get("name"))
+        weights: dict[str, np.ndarray] = {}
+        if name in root:
+            group = root[name]
+            for wname in map(_text, group.attrs.get("weight_names", [])):
+                role = wname.rsplit("/", 1)[-1].split(":")[0]
+                weights[role] = np.asarray(group[wname], dtype=np.float32)
+        out.append(weights)
+    return out
+
+
+def read_keras(path: str | os.PathLike) -> KerasModel:
+    """Read a ``.keras`` or legacy ``.h5`` model file (architecture and weights, checked to be importable).
+
+    Every problem is a one-line `TextgenError`: a missing file, one that is not a Keras model, a model this importer
+    does not support (naming the layer or setting), h5py not installed."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except FileNotFoundError:
+        raise TextgenError(f"{path}: no such file; give a Keras model saved as .keras or .h5") from None
+    except OSError as e:
+        raise TextgenError(f"{path}: cannot read ({e.strerror or e})") from None
+    if head.startswith(_ZIP_MAGIC):
+        fmt = "keras"
+    elif head == _HDF5_MAGIC:
+        fmt = "h5"
+    else:
+        raise TextgenError(f"{path}: not a Keras model file (neither a .keras zip nor an HDF5 .h5)")
+    h5py = _h5py()
+    try:
+        if fmt == "keras":
+            with zipfile.ZipFile(path) as z:
+                names = set(z.namelist())
+                if not {"config.json", "model.weights.h5"} <= names:
+                    raise ValueError("the zip lacks config.json or model.weights.h5")
+                model_config = json.loads(z.read("config.json"))
+                meta = json.loads(z.read("metadata.json")) if "metadata.json" in names else {}
+                version = meta.get("keras_version") if isinstance(meta, dict) else None
+                layers, shape = _chain(model_config)
+                with h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as h5:
+                    weights = _keras_weights(h5, layers)
+        else:
+            with h5py.File(path, "r") as h5:
+                if "model_config" not in h5.attrs:
+                    raise _Refused("holds weights but no model (saved with save_weights?); save the whole model")
+                model_config = json.loads(_text(h5.attrs["model_config"]))
+                version = h5.attrs.get("keras_version")
+                if version is None and "model_weights" in h5:
+                    version = h5["model_weights"].attrs.get("keras_version")
+                version = None if version is None else _text(version)
+                layers, shape = _chain(model_config)
+                weights = _h5_weights(h5, layers)
+    except _Refused as e:
+        raise TextgenError(f"{path}: {e}") from None
+    except TextgenError:
+        raise
+    except Exception as e:  # zipfile, h5py and json raise many types for damaged files
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise TextgenError(f"{path}: not a readable Keras model ({reason})") from None
+    window = shape[1] if isinstance(shape, list) and len(shape) >= 2 and isinstance(shape[1], int) else None
+    input_dim = shape[2] if isinstance(shape, list) and len(shape) == 3 and isinstance(shape[2], int) else None
+    model = KerasModel(
+        path=path,
+        format=fmt,
+        keras_version=version,
+        layers=[KerasLayer(x["class_name"], x["config"], w) for x, w in zip(layers, weights, strict=True)],
+        input_dim=input_dim,
+        window=window,
+    )
+    try:
+        _check(model)
+    except _Refused as e:
+        raise TextgenError(f"{path}: {e}") from None
+    return model
+
+
+def _recurrent_activation(name: str, version: str | None) -> str:
+    """textgen's name for an LSTM's `recurrent_activation` in a file written by Keras `version`."""
+    if name == "sigmoid":
+        return "sigmoid"
+    if name == "hard_sigmoid":
+        major = _major(version)
+        # A file without a version predates Keras 2.0's writer recording one: the old formula.
+        return "hard_sigmoid" if major is not None and major >= 3 else "hard_sigmoid_keras2"
+    raise _Refused(f"recurrent_activation {name!r} is not supported (sigmoid or hard_sigmoid are)")
+
+
+def _check(model: KerasModel) -> None:
+    """Refuse (with `_Refused`) what the conversion cannot represent exactly."""
+    layers = [x for x in model.layers if x.kind not in _IDENTITY]
+    for x in layers:
+        if x.kind not in ("Embedding", "LSTM", "Dense", "Activation"):
+            raise _Refused(f"layer {x.name!r} is a {x.kind}, which is not supported; {_SUPPORTED}")
+    kinds = [x.kind for x in layers]
+    n = kinds.count("LSTM")
+    start = 1 if kinds[:1] == ["Embedding"] else 0
+    head = kinds[start + n :]
+    if n == 0 or kinds[start : start + n] != ["LSTM"] * n or head not in (["Dense"], ["Dense", "Activation"]):
+        raise _Refused(f"layers {' → '.join(kinds)} are not supported; {_SUPPORTED}")
+    if start and layers[0].config.get("mask_zero"):
+        raise _Refused(f"Embedding {layers[0].name!r} masks zeros (mask_zero), which is not supported")
+    if not start and model.input_dim is None:
+        raise _Refused("the model's input shape is unknown, so its one-hot width is too; give it an Input")
+    lstms = layers[start : start + n]
+    for k, x in enumerate(lstms):
+        c = x.config
+        last = k == n - 1
+        if _activation(c.get("activation", "tanh")) != "tanh":
+            raise _Refused(f"LSTM {x.name!r} has activation {_activation(c.get('activation'))!r}; only tanh is")
+        if c.get("go_backwards") or c.get("return_state"):
+            raise _Refused(f"LSTM {x.name!r} runs backwards or returns its state, which is not supported")
+        if bool(c.get("return_sequences")) == last:
+            what = "returns its whole sequence to the head" if last else "does not return its sequence"
+            raise _Refused(
+                f"LSTM {x.name!r} {what}; textgen imports models that predict the next character from the last "
+                "LSTM's final output"
+            )
+        for role in ("kernel", "recurrent_kernel") + (("bias",) if c.get("use_bias", True) else ()):
+            if role not in x.weights:
+                raise _Refused(f"LSTM {x.name!r} has no {role} weights in the file (a Keras 1 file?)")
+    units = [int(x.config.get("units", 0)) for x in lstms]
+    if len(set(units)) != 1:
+        raise _Refused(f"stacked LSTMs of different sizes ({', '.join(map(str, units))}) are not supported")
+    acts = {
+        _recurrent_activation(_activation(x.config.get("recurrent_activation")), model.keras_version) for x in lstms
+    }
+    if len(acts) != 1:
+        raise _Refused("LSTMs with different recurrent activations are not supported")
+    dense = layers[start + n]
+    dense_act = _activation(dense.config.get("activation", "linear"))
+    after = layers[start + n + 1 :]
+    softmax = dense_act == "softmax" and not after
+    softmax = softmax or (
+        dense_act == "linear" and bool(after) and _activation(after[0].config.get("activation")) == "softmax"
+    )
+    if not softmax:
+        raise _Refused(f"the head {dense.name!r} is not a softmax (Dense activation {dense_act!r}); {_SUPPORTED}")
+    if "kernel" not in dense.weights or (dense.config.get("use_bias", True) and "bias" not in dense.weights):
+        raise _Refused(f"Dense {dense.name!r} has no weights in the file")
+    if start and "embeddings" not in layers[0].weights:
+        raise _Refused(f"Embedding {layers[0].name!r} has no weights in the file")
+
+
+def _tensors(model: KerasModel) -> tuple[ModelConfig, dict[str, np.ndarray]]:
+    """textgen's config and weights (PyTorch's nn.LSTM layout) for a checked model; shapes are verified here."""
+    layers = [x for x in model.layers if x.kind not in _IDENTITY]
+    embedding = layers[0].weights["embeddings"] if layers[0].kind == "Embedding" else None
+    lstms = [x for x in layers if x.kind == "LSTM"]
+    dense = next(x for x in layers if x.kind == "Dense")
+    kernel = dense.weights["kernel"]
+    units, vocab_size = kernel.shape
+    if embedding is None:
+        embedding = np.eye(model.input_dim or 0, dtype=np.float32)
+    v_in, e = embedding.shape
+    if v_in != vocab_size:
+        what = "one-hot width" if layers[0].kind != "Embedding" else "Embedding input_dim"
+        raise _Refused(f"the input's {what} is {v_in} but the head predicts {vocab_size} characters; they must match")
+    tensors: dict[str, np.ndarray] = {"embedding.weight": embedding}
+    inp = e
+    for k, x in enumerate(lstms):
+        w = x.weights
+        bias = w.get("bias", np.zeros(4 * units, np.float32))
+        if (
+            w["kernel"].shape != (inp, 4 * units)
+            or w["recurrent_kernel"].shape != (units, 4 * units)
+            or bias.shape != (4 * units,)
+        ):
+            raise _Refused(f"LSTM {x.name!r}'s weights do not fit its input of {inp} and {units} units")
+        tensors[f"lstm.weight_ih_l{k}"] = np.ascontiguousarray(w["kernel"].T)
+        tensors[f"lstm.weight_hh_l{k}"] = np.ascontiguousarray(w["recurrent_kernel"].T)
+        tensors[f"lstm.bias_ih_l{k}"] = bias
+        tensors[f"lstm.bias_hh_l{k}"] = np.zeros(4 * units, np.float32)  # Keras has one bias; its sum is what counts
+        inp = units
+    tensors["head.weight"] = np.ascontiguousarray(kernel.T)
+    tensors["head.bias"] = dense.weights.get("bias", np.zeros(vocab_size, np.float32))
+    if tensors["head.bias"].shape != (vocab_size,):
+        raise _Refused(f"Dense {dense.name!r}'s bias does not fit its {vocab_size} outputs")
+    for name, arr in tensors.items():
+        if not np.isfinite(arr).all():
+            raise _Refused(f"weight {name} contains NaN or Inf; the model diverged")
+    activation = _recurrent_activation(_activation(lstms[0].config.get("recurrent_activation")), model.keras_version)
+    config = ModelConfig(
+        vocab_size=int(vocab_size),
+        embed_dim=int(e),
+        hidden_size=int(units),
+        num_layers=len(lstms),
+        dropout=0.0,
+        embed_dropout=0.0,
+        weight_drop=0.0,
+        recurrent_activation=activation,
+    )
+    return config, tensors
+
+
+def to_checkpoint(model: KerasModel, vocab: Vocabulary, *, lowercase: bool = False) -> Checkpoint:
+    """An in-memory textgen checkpoint of `model` with `vocab` (which must have as many characters as the head
+    predicts); its metadata records the origin and the window."""
+    try:
+        config, tensors = _tensors(model)
+    except _Refused as e:
+        raise TextgenError(f"{model.path}: {e}") from None
+    if len(vocab) != config.vocab_size:
+        raise TextgenError(
+            f"{model.path}: the model predicts {config.vocab_size} characters but the vocabulary has {len(vocab)}; "
+            "build it from the corpus the model was trained on (lower-cased if it was)"
+        )
+    meta = CheckpointMeta(
+        config=config,
+        vocab=vocab,
+        lowercase=lowercase,
+        window=model.window,
+        origin={"file": model.path.name, "format": model.format, "keras_version": model.keras_version},
+    )
+    return Checkpoint(path=model.path, tensors=tensors, meta=meta)
+
+
+def load_keras(path: str | os.PathLike, vocab: Vocabulary, *, lowercase: bool = False) -> Checkpoint:
+    """Open a Keras model file as a checkpoint, without writing anything (for ``-c model.keras`` and ``/load``)."""
+    return to_checkpoint(read_keras(path), vocab, lowercase=lowercase)
+
+
+def import_keras(
+    path: str | os.PathLike, out: str | os.PathLike, vocab: Vocabulary, *, lowercase: bool = False
+) -> Checkpoint:
+    """Convert a Keras model file into a textgen checkpoint at `out` (written atomically); returns it as loaded
+    from `out`, so what the caller sees is what the file holds."""
+    ckpt = load_keras(path, vocab, lowercase=lowercase)
+    checkpoint.save(out, ckpt.tensors, ckpt.meta)
+    return checkpoint.load(out)
+
+
+def keras_vocabulary(
+    *,
+    corpus: str | os.PathLike | None = None,
+    chars: str | os.PathLike | None = None,
+    lowercase: bool = False,
+    encoding: str = "utf-8",
+) -> Vocabulary:
+    """A Keras model's vocabulary, which the model file does not hold: the book's rule, the sorted distinct
+    characters of the (optionally lower-cased) `corpus`, or the characters of a `chars` file in order (a final
+    newline that repeats an earlier one is the file's line end, not a character). Both are read as corpora are
+    (newlines normalised, control characters refused), as Python's text mode read them for the book."""
+    if (corpus is None) == (chars is None):
+        raise TextgenError(
+            "a Keras model has no vocabulary: give the corpus it was trained on, or a file of its characters"
+        )
+    if corpus is not None:
+        text = "".join(SourceReader(corpus, encoding, lowercase))
+        if not text:
+            raise TextgenError(f"{corpus}: is empty; give the corpus the model was trained on")
+        return Vocabulary.from_text(text)
+    assert chars is not None
+    text = "".join(SourceReader(chars, encoding))
+    if text.endswith("\n") and "\n" in text[:-1]:
+        text = text[:-1]
+    if not text:
+        raise TextgenError(f"{chars}: is empty; give the model's characters in order")
+    seen: set[str] = set()
+    for ch in text:
+        if ch in seen:
+            raise TextgenError(f"{chars}: the character {ch!r} appears twice; list each of the model's characters once")
+        seen.add(ch)
+    return Vocabulary(text)
