@@ -1,13 +1,16 @@
 """Which cells of the bundled model follow each built-in feature over the Nietzsche validation tenth, and what
 watching one cell costs while streaming.
 
-    .venv/bin/python bench/bench_cells.py                      # ~2 minutes on an idle 2-core machine
+    .venv/bin/python bench/bench_cells.py                      # run it on an idle machine
     .venv/bin/python bench/bench_cells.py --one-stream-check   # also runs the text in one exact stream (slow)
+    .venv/bin/python bench/bench_cells.py --stream-only        # only what watching a cell costs (no corpus)
 
 The validation tenth is the last 10% of the corpus (`corpus.val_start`), the part the model never trained on.
 It is run as `cells.trace_cells` runs any text (parallel streams, burn-in: see textgen_core/cells.py), with the cap
 lifted so the whole tenth counts. The streaming part times `Generator.stream` alone and with a `CellTracker` read
-after every character, alternating the two so that a busy machine slows both alike; medians are reported.
+after every character, alternating the two so that a busy machine slows both alike; medians are reported. On a
+machine shared with other work the difference of two speeds is noise, so the cost of one read is also timed
+against one model step in two tight loops.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from textgen_core.cells import FEATURES, BURN_IN, STREAMS, CellTracker, rank_cells, trace_cells  # noqa: E402
+from textgen_core.cells import BURN_IN, FEATURES, STREAMS, CellTracker, rank_cells, trace_cells  # noqa: E402
 from textgen_core.checkpoint import load  # noqa: E402
 from textgen_core.config import DEFAULT_VAL_FRACTION  # noqa: E402
 from textgen_core.corpus import val_start  # noqa: E402
@@ -77,6 +80,24 @@ def stream_speed(ckpt, chars: int, repeats: int) -> tuple[float, float]:
     return statistics.median(a), statistics.median(b)
 
 
+def tracker_cost(ckpt, calls: int = 20_000) -> tuple[float, float]:
+    """Seconds per `CellTracker.value` call and per plain `NumpyLSTM.step`: on a busy machine the ratio of these
+    two short loops is steadier than the difference of two streaming speeds."""
+    model = NumpyLSTM.from_checkpoint(ckpt)
+    state = model.initial_state(1)
+    tracker = CellTracker(model, model.layers - 1, 0)
+    ids = np.zeros(1, np.int64)
+    t = time.perf_counter()
+    for _ in range(calls):
+        tracker.value(state)
+    read = (time.perf_counter() - t) / calls
+    t = time.perf_counter()
+    for _ in range(calls // 20):
+        model.step(ids, state)
+    step = (time.perf_counter() - t) / (calls // 20)
+    return read, step
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path, default=CORPUS)
@@ -84,10 +105,26 @@ def main() -> None:
     ap.add_argument("--stream-chars", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--one-stream-check", action="store_true", help="compare with the text run in one stream")
+    ap.add_argument("--stream-only", action="store_true", help="only the streaming cost (no corpus needed)")
     args = ap.parse_args()
 
     ckpt = load(None)
     model = NumpyLSTM.from_checkpoint(ckpt)
+    if not args.stream_only:
+        features(args, ckpt, model)
+    plain, watched = stream_speed(ckpt, args.stream_chars, args.repeats)
+    cost = 1 - watched / plain
+    verdict = "within" if cost <= MAX_COST else "OVER"
+    print(
+        f"streaming: {plain:,.0f} chars/s plain, {watched:,.0f} chars/s watching one cell: cost {cost:+.1%} "
+        f"({verdict} the {MAX_COST:.0%} bar; median of {args.repeats} × {args.stream_chars} chars)"
+    )
+    read, step = tracker_cost(ckpt)
+    print(f"one cell read: {read * 1e6:.2f} µs against {step * 1e6:.0f} µs per model step: {read / step:.2%}")
+
+
+def features(args: argparse.Namespace, ckpt, model: NumpyLSTM) -> None:
+    """The best cells per built-in feature over the validation tenth (and, if asked, the one-stream check)."""
     text = args.corpus.read_text(encoding="utf-8")
     val = text[val_start(len(text), DEFAULT_VAL_FRACTION) :]
     print(f"bundled model {model.layers}×{model.hidden}; validation tenth of {args.corpus.name}: {len(val):,} chars")
@@ -103,15 +140,11 @@ def main() -> None:
         exact = trace_cells(model, ckpt.vocab, val, lowercase=ckpt.meta.lowercase, max_chars=len(val), streams=1)
         dt = time.perf_counter() - t
         diff = np.abs(exact.values - trace.values)
-        print(f"one stream: {dt:.1f} s, {exact.chars / dt:,.0f} chars/s; |difference| max {diff.max():.3f}, "
-              f"mean {diff.mean():.2e}, share of values off by > 0.01: {(diff > 0.01).mean():.2e}")
+        print(
+            f"one stream: {dt:.1f} s, {exact.chars / dt:,.0f} chars/s; |difference| max {diff.max():.3f}, "
+            f"mean {diff.mean():.2e}, share of values off by > 0.01: {(diff > 0.01).mean():.2e}"
+        )
         feature_table(exact, args.top)
-
-    plain, watched = stream_speed(ckpt, args.stream_chars, args.repeats)
-    cost = 1 - watched / plain
-    verdict = "within" if cost <= MAX_COST else "OVER"
-    print(f"streaming: {plain:,.0f} chars/s plain, {watched:,.0f} chars/s watching one cell: cost {cost:+.1%} "
-          f"({verdict} the {MAX_COST:.0%} bar; median of {args.repeats} × {args.stream_chars} chars)")
 
 
 if __name__ == "__main__":

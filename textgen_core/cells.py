@@ -216,9 +216,7 @@ def inside_quotes(text: str) -> np.ndarray:
             inside = not inside
         elif ch == "“":
             inside = True
-        elif ch == "”":
-            inside = False
-        elif ch == "\n" and i and text[i - 1] == "\n":
+        elif ch == "”" or (ch == "\n" and i and text[i - 1] == "\n"):  # closed, or a blank line
             inside = False
         out[i] = inside
     return out
