@@ -142,11 +142,17 @@ def test_parallel_streams_agree_with_one_stream_after_the_burn_in(tiny):
     model, vocab = tiny
     text = quoted_text(4000, seed=4)
     exact = trace_cells(model, vocab, text, streams=1).values
-    parallel = trace_cells(model, vocab, text, streams=4, burn_in=200).values
-    assert parallel.shape == exact.shape
-    # The first stream reads from the true start (equal up to the rounding of a batched product); a random model
-    # forgets within a few dozen characters, so after 200 the other streams have converged too.
-    np.testing.assert_allclose(parallel, exact, atol=1e-4)
+
+    def off(burn_in: int) -> float:
+        """The share of values more than 0.01 from one stream's, in 4 streams after `burn_in` characters."""
+        parallel = trace_cells(model, vocab, text, streams=4, burn_in=burn_in).values
+        assert parallel.shape == exact.shape
+        # The first stream reads from the true start: equal up to the rounding of a batched product.
+        np.testing.assert_allclose(parallel[:1000], exact[:1000], atol=1e-4)
+        return float((np.abs(parallel - exact) > 0.01).mean())
+
+    # Measured on this model: 4.2% without a burn-in, 0.07% after 200 characters (a random model forgets slowly).
+    assert off(200) < 0.005 and off(0) > 10 * off(200)
 
 
 def test_long_texts_are_cut_and_say_so_unknown_characters_are_skipped_and_lowercase_applies(tiny):
@@ -204,7 +210,8 @@ def test_every_feature_is_registered_with_a_name_and_a_one_line_description():
     for name, f in FEATURES.items():
         assert f.name == name and " " not in name
         assert f.description.endswith(".") and "\n" not in f.description
-        assert f.compute('A "b" (c).\nD').shape == (11,)
+        text = 'A "b" (c).\nD'
+        assert f.compute(text).shape == (len(text),)
 
 
 # ----- correlation -----------------------------------------------------------------------------------------------
