@@ -148,7 +148,7 @@ def test_parallel_streams_agree_with_one_stream_after_the_burn_in(tiny):
         parallel = trace_cells(model, vocab, text, streams=4, burn_in=burn_in).values
         assert parallel.shape == exact.shape
         # The first stream reads from the true start: equal up to the rounding of a batched product.
-        np.testing.assert_allclose(parallel[:1000], exact[:1000], atol=1e-4)
+        np.testing.assert_allclose(parallel[:900], exact[:900], atol=1e-4)
         return float((np.abs(parallel - exact) > 0.01).mean())
 
     # Measured on this model: 4.2% without a burn-in, 0.07% after 200 characters (a random model forgets slowly).

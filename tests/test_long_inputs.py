@@ -126,19 +126,17 @@ def test_parallel_scoring_equals_exact_within_the_stated_tolerance(trained: chec
     assert exact.bpc < math.log2(len(trained.vocab)) - 1
 
 
-def test_parallel_scoring_is_exact_where_no_stream_needs_a_burn_in(
-    trained: checkpoint.Checkpoint, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With a burn-in as long as the text, every stream starts at the text's start: the result is the exact one
-    (to float rounding between batched and single-stream products)."""
-    text = make_text(6_000, seed=12)
-    monkeypatch.setattr(generate, "SCORE_BURN_IN", 1_000)
-    monkeypatch.setattr(generate, "SCORE_STREAMS", 3)
+def test_parallel_streams_are_exact_where_every_burn_in_reaches_the_start(trained: checkpoint.Checkpoint) -> None:
+    """With a burn-in as long as the text every stream starts at the text's start, so each part is scored as the
+    sequential pass scores it (to float rounding between batched and single-stream products); without one, the
+    parts' first characters are scored from a zero state and differ."""
     net = _net(trained)
-    exact = generate.score(net, trained.vocab, text, exact=True)
-    monkeypatch.setattr(generate, "SCORE_BURN_IN", 2_000)  # parts of 2,000: every burn-in reaches back to 0
-    fast = generate.score(net, trained.vocab, text)
-    np.testing.assert_allclose(fast.probs, exact.probs, rtol=1e-4, atol=1e-7)
+    enc, inputs = generate._score_inputs(net, trained.vocab, make_text(6_000, seed=12), False)
+    exact = generate._score_sequential(net, inputs, enc.ids, None)
+    whole = generate._score_parallel(net, inputs, enc.ids, 3, len(inputs), None)
+    np.testing.assert_allclose(whole, exact, rtol=1e-4, atol=1e-6)
+    cold = generate._score_parallel(net, inputs, enc.ids, 3, 0, None)
+    assert not np.allclose(cold, exact, rtol=1e-4, atol=1e-6)
 
 
 def test_scoring_reports_progress_up_to_the_whole_text(trained: checkpoint.Checkpoint) -> None:

@@ -13,9 +13,9 @@ of `generate.start_id` (a newline where the vocabulary has one), the convention 
 How a text is run (`trace_cells`): in `streams` parallel streams, one batched step for all of them at a time,
 because a batch of B columns costs far less than B single steps. The text is cut into B consecutive parts; the
 first stream reads its part from the true start, each other stream starts `burn_in` characters before its part
-(from the start character and a fresh state) and its values over those burn-in characters are thrown away. So every
-kept value has seen at least `burn_in` characters of context (the first stream: all of it). A cell that carries
-information over longer spans than the burn-in (a quotation that opened earlier) can be wrong for a while at the
+(from a fresh state; `generate.parallel_steps` runs them) and its values over those burn-in characters are
+thrown away. So every kept value has seen at least `burn_in` characters of context (the first stream: all of
+it). A cell that carries information over longer spans than the burn-in (a quotation that opened earlier) can be wrong for a while at the
 start of a part; `bench/bench_cells.py` measures the difference from one stream. Texts shorter than a few burn-ins
 run as one stream, exactly.
 
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import TextgenError
-from .generate import start_id
+from .generate import parallel_steps, start_id
 from .inference import LSTMState, NumpyLSTM
 from .vocab import Vocabulary
 
@@ -96,22 +96,10 @@ def _run(model: NumpyLSTM, vocab: Vocabulary, ids: np.ndarray, rows: np.ndarray,
     out = np.empty((n, len(rows)), F32)
     # Parts much shorter than the burn-in would spend most of the work on discarded characters.
     b = max(1, min(streams, n // (4 * burn_in) if burn_in else streams, n))
-    bounds = np.linspace(0, n, b + 1).astype(np.int64)
-    begins = np.maximum(bounds[:-1] - burn_in, 0)  # where each stream starts reading
-    start = start_id(model, vocab)
-    steps = int((bounds[1:] - begins).max())
-    state = model.initial_state(b)
-    model.step(np.full(b, start), state)
-    cols = np.arange(b)
-    for t in range(steps):
-        pos = begins + t
-        live = pos < bounds[1:]
-        model.step(np.where(live, ids[np.minimum(pos, n - 1)], start), state)  # finished streams idle
-        keep = live & (pos >= bounds[:-1])
-        if keep.all():
-            out[pos] = np.tanh(state.c[rows]).T
-        elif keep.any():
-            out[pos[keep]] = np.tanh(state.c[np.ix_(rows, cols[keep])]).T
+    seq = np.concatenate([[start_id(model, vocab)], ids])  # position p + 1 of seq is character p of the text
+    for pos, cols, _, state in parallel_steps(model, seq, b, burn_in):
+        read = pos >= 1
+        out[pos[read] - 1] = np.tanh(state.c[np.ix_(rows, cols[read])]).T
     return out
 
 

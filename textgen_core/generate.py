@@ -434,36 +434,41 @@ def _score_windowed(
     return logp
 
 
+def parallel_steps(
+    model: NumpyLSTM, seq: np.ndarray, streams: int, burn_in: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, LSTMState]]:
+    """Feed `seq` as `streams` consecutive parts side by side, one batched step for all of them at a time.
+
+    Every stream starts from a zero state `burn_in` positions before its part (or at position 0 where that is
+    earlier, so the first stream and any stream whose burn-in reaches the start are exact), so that when its part
+    begins its state approximates the one a single sequential pass has there: an LSTM's memory of what came earlier
+    fades. Yields, after each step, `(positions, columns, logits, state)` for the streams inside their own part:
+    the positions of `seq` just fed, the state's columns (streams) that fed them, the logits (B, V) and the state
+    (updated in place). The one runner behind parallel scoring and `cells.trace_cells`.
+    """
+    n = len(seq)
+    bounds = np.linspace(0, n, streams + 1).astype(np.int64)
+    begins = np.maximum(bounds[:-1] - burn_in, 0)
+    state = model.initial_state(streams)
+    for t in range(int((bounds[1:] - begins).max())):
+        pos = begins + t
+        logits, _ = model.step(seq[np.minimum(pos, n - 1)], state)  # a finished stream idles on the last input
+        keep = (pos >= bounds[:-1]) & (pos < bounds[1:])
+        if keep.any():
+            yield pos[keep], np.flatnonzero(keep), logits, state
+
+
 def _score_parallel(
     model: NumpyLSTM, inputs: np.ndarray, targets: np.ndarray, streams: int, burn_in: int, progress: Progress | None
 ) -> np.ndarray:
-    """Score `targets` as `streams` contiguous parts advanced together, one batched step per position.
-
-    Stream b scores positions [b·L, (b+1)·L) and starts `burn_in` positions earlier from a zero state, so that
-    when its part begins its state approximates the sequential one. A stream whose burn-in would start before the
-    text begins is exact instead: its state is zeroed when it reaches position 0, as the sequential pass starts.
-    """
-    n = len(targets)
-    part = -(-n // streams)
-    steps = burn_in + part
-    starts = np.arange(streams) * part - burn_in  # position each stream feeds at its first step
-    logp = np.empty(n)
-    state = model.initial_state(streams)
-    cols = np.arange(streams)
-    for t in range(steps):
-        pos = starts + t
-        if t == 0 or (pos == 0).any():
-            state.h[:, pos == 0] = 0.0
-            state.c[:, pos == 0] = 0.0
-        valid = (pos >= 0) & (pos < n)
-        logits, _ = model.step(inputs[np.clip(pos, 0, n - 1)], state)
-        scored = valid & (t >= burn_in)
-        if scored.any():
-            rows = cols[scored]
-            lp = log_softmax(logits[rows])
-            logp[pos[scored]] = lp[np.arange(len(rows)), targets[pos[scored]]]
-        if progress and t >= burn_in:
-            progress(min(n, (t - burn_in + 1) * streams), n)
+    """Score `targets` in `streams` parallel parts (see `parallel_steps`)."""
+    logp = np.empty(len(targets))
+    done = 0
+    for pos, cols, logits, _ in parallel_steps(model, inputs, streams, burn_in):
+        logp[pos] = log_softmax(logits[cols])[np.arange(len(cols)), targets[pos]]
+        done += len(pos)
+        if progress:
+            progress(done, len(targets))
     return logp
 
 
