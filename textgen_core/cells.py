@@ -15,9 +15,9 @@ because a batch of B columns costs far less than B single steps. The text is cut
 first stream reads its part from the true start, each other stream starts `burn_in` characters before its part
 (from a fresh state; `generate.parallel_steps` runs them) and its values over those burn-in characters are
 thrown away. So every kept value has seen at least `burn_in` characters of context (the first stream: all of
-it). A cell that carries information over longer spans than the burn-in (a quotation that opened earlier) can be wrong for a while at the
-start of a part; `bench/bench_cells.py` measures the difference from one stream. Texts shorter than a few burn-ins
-run as one stream, exactly.
+it). A cell that carries information over longer spans than the burn-in (a quotation that opened earlier) can be
+wrong for a while at the start of a part; `bench/bench_cells.py` measures the difference from one stream. Texts
+shorter than a few burn-ins run as one stream, exactly.
 
 The correlation (`rank_cells`) is Pearson's r between each cell's values and the feature over every character the
 trace kept (all of the text, burn-in values excluded as above), computed for all cells at once. A regex feature is
