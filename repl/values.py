@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from textgen_core.config import BOOK_TEMPERATURES
+from textgen_core.config import BOOK_TEMPERATURES, MAX_BEAM_WIDTH
 from textgen_core.errors import TextgenError
 
 from .safe import shown
@@ -132,6 +132,35 @@ def check_temperatures(temps: tuple[float, ...]) -> tuple[float, ...]:
     if len(temps) > MAX_COMPARE:
         raise TextgenError(f"give at most {MAX_COMPARE} temperatures")
     return temps or BOOK_TEMPERATURES
+
+
+#: The beam width of `sample --beam W`, `/beam W` and /compare's `beamW` columns (the library checks the same bound).
+parse_beam_width = Number(int, 1, MAX_BEAM_WIDTH, what="beam width")
+
+
+@dataclass(frozen=True)
+class Beam:
+    """A /compare column that is a beam search of `width` rather than a temperature."""
+
+    width: int
+
+    @property
+    def label(self) -> str:
+        return f"beam{self.width}"
+
+
+def parse_columns(text: str) -> tuple[float | Beam, ...]:
+    """/compare's columns: temperatures and `beamW` beams, separated by spaces or commas; none gives the book's
+    temperatures. At most `MAX_COMPARE` in all."""
+    columns: list[float | Beam] = []
+    for item in text.replace(",", " ").split():
+        if item.lower().startswith("beam"):
+            columns.append(Beam(parse_beam_width(item[4:])))
+        else:
+            columns.append(parse_temperature(item))
+    if len(columns) > MAX_COMPARE:
+        raise TextgenError(f"give at most {MAX_COMPARE} columns (temperatures or beamW)")
+    return tuple(columns) or BOOK_TEMPERATURES
 
 
 def parse_switch(text: str) -> bool:
