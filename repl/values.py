@@ -23,6 +23,7 @@ from textgen_core.errors import TextgenError
 from .safe import shown
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 #: The largest whole number any option takes: numpy and torch hold seeds, counts and sizes in 64-bit integers,
 #: and a larger value would overflow there (a traceback, or a misleading message) instead of being refused here.
@@ -127,8 +128,9 @@ def parse_temperatures(text: str) -> tuple[float, ...]:
     return check_temperatures(tuple(parse_temperature(t) for t in text.replace(",", " ").split()))
 
 
-def check_temperatures(temps: tuple[float, ...]) -> tuple[float, ...]:
-    """At most `MAX_COMPARE` temperatures (they are drawn together); none gives the book's."""
+def check_temperatures(temps: tuple[C, ...]) -> tuple[C, ...] | tuple[float, ...]:
+    """At most `MAX_COMPARE` temperatures (they are drawn together; /compare's beams count among them); none
+    gives the book's."""
     if len(temps) > MAX_COMPARE:
         raise TextgenError(f"give at most {MAX_COMPARE} temperatures")
     return temps or BOOK_TEMPERATURES
@@ -158,9 +160,7 @@ def parse_columns(text: str) -> tuple[float | Beam, ...]:
             columns.append(Beam(parse_beam_width(item[4:])))
         else:
             columns.append(parse_temperature(item))
-    if len(columns) > MAX_COMPARE:
-        raise TextgenError(f"give at most {MAX_COMPARE} columns (temperatures or beamW)")
-    return tuple(columns) or BOOK_TEMPERATURES
+    return check_temperatures(tuple(columns))
 
 
 def parse_switch(text: str) -> bool:
