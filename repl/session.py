@@ -463,7 +463,7 @@ class Session:
             where = "—" if b.parent is None else f"{b.parent}@{b.split}"
             kind = {"compare": f"compare {b.label}", "beam": b.label}.get(b.kind, b.kind)
             bpc = f"{b.bpc:.2f}" if b.tokens else "—"
-            preview = "".join(shown_char(c) for c in b.text[:PREVIEW]) + ("…" if len(b.tokens) > PREVIEW else "")
+            preview = flat(b.text[:PREVIEW]) + ("…" if len(b.tokens) > PREVIEW else "")
             table.add_row(f"{mark}{b.id}", where, kind, f"{len(b.tokens):,}", bpc, Text(preview))
         self.console.print(table)
 
