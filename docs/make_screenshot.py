@@ -1,9 +1,10 @@
-"""Render docs/repl.svg from a real REPL session: `textgen` runs in tmux, we type, capture the screen with its
-colours (`tmux capture-pane -e`) and let rich export the captured ANSI text as SVG.
+"""Render docs/repl.svg (and the steering pictures, docs/pick.svg and docs/tree.svg) from a real REPL session:
+`textgen` runs in tmux, we type, capture the screen with its colours (`tmux capture-pane -e`) and let rich export
+the captured ANSI text as SVG.
 
 Run from the repository root with textgen installed and tmux on the PATH:
 
-    python docs/make_screenshot.py
+    python docs/make_screenshot.py [repl|pick|tree]   # default: all three
 """
 
 from __future__ import annotations
@@ -20,22 +21,45 @@ from rich.console import Console
 from rich.text import Text
 
 WIDTH, HEIGHT = 100, 34
-TYPED = [("The free spirit ", 3.0), ("/compare 0.2 1.2", 4.0), ("/score What is noble? The will to power.", 2.0)]
+#: Per picture: the length of a run, then what is typed (keys, whether Enter follows, seconds to wait after).
+SCENES: dict[str, tuple[int, list[tuple[str, bool, float]]]] = {
+    "repl": (
+        240,
+        [
+            ("The free spirit ", True, 3.0),
+            ("/compare 0.2 1.2", True, 4.0),
+            ("/score What is noble? The will to power.", True, 2.0),
+        ],
+    ),
+    # Step mode caught mid-way: a choice taken, a character typed, another choice, the next choices showing.
+    "pick": (120, [("/pick The will to", True, 2.0), ("1", False, 0.7), ("p", False, 0.7), ("1", False, 1.0)]),
+    "tree": (
+        40,
+        [
+            ("The free spirit ", True, 3.0),
+            ("/fork 8", True, 3.0),
+            ("/compare 0.5 beam4", True, 5.0),
+            ("/tree", True, 2.0),
+        ],
+    ),
+}
 
 
 def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
 
 
-def main() -> None:
+def shoot(name: str) -> None:
+    length, typed = SCENES[name]
     state = tempfile.mkdtemp()  # fresh history, so the picture shows no earlier sessions
-    command = f"XDG_STATE_HOME={state} {shlex.quote(sys.executable)} -m repl.cli repl --seed 3 --len 240"
+    command = f"XDG_STATE_HOME={state} {shlex.quote(sys.executable)} -m repl.cli repl --seed 3 --len {length}"
     tmux("new-session", "-d", "-s", "textgen-shot", "-x", str(WIDTH), "-y", str(HEIGHT), "-c", os.getcwd(), command)
     try:
         time.sleep(2.0)
-        for line, wait in TYPED:
-            tmux("send-keys", "-t", "textgen-shot", "-l", line)
-            tmux("send-keys", "-t", "textgen-shot", "Enter")
+        for keys, enter, wait in typed:
+            tmux("send-keys", "-t", "textgen-shot", "-l", keys)
+            if enter:
+                tmux("send-keys", "-t", "textgen-shot", "Enter")
             time.sleep(wait)
         screen = tmux("capture-pane", "-e", "-p", "-t", "textgen-shot")
     finally:
@@ -47,9 +71,14 @@ def main() -> None:
         console = Console(record=True, width=WIDTH, force_terminal=True, color_system="truecolor", file=sink)
         for line in lines:
             console.print(Text.from_ansi(line), no_wrap=True, overflow="crop")
-    out = Path(__file__).with_name("repl.svg")
+    out = Path(__file__).with_name(f"{name}.svg")
     console.save_svg(str(out), title="textgen")
     print(f"wrote {out}")
+
+
+def main() -> None:
+    for name in sys.argv[1:] or SCENES:
+        shoot(name)
 
 
 if __name__ == "__main__":

@@ -22,19 +22,22 @@ from rich.text import Text
 from textgen_core.config import BOOK_TEMPERATURES
 from textgen_core.errors import TextgenError
 
+from .pick import pick
 from .safe import shown
 from .session import Session
 from .values import (
     MAX_LENGTH,
     MODES,
+    Number,
     fmt_opt,
+    parse_beam_width,
     parse_color,
+    parse_columns,
     parse_count,
     parse_length,
     parse_seed,
     parse_switch,
     parse_temperature,
-    parse_temperatures,
     parse_top_k,
     parse_top_p,
 )
@@ -196,7 +199,33 @@ def _continue(s: Session, arg: str) -> None:
 
 
 def _compare(s: Session, arg: str) -> None:
-    s.compare(parse_temperatures(arg))
+    s.compare(parse_columns(arg))
+
+
+def _beam(s: Session, arg: str) -> None:
+    s.beam(parse_beam_width(arg))
+
+
+#: A character's number in the last output (/fork), a branch's id (/go).
+_parse_place = Number(int, 1, what="the character's number")
+_parse_branch = Number(int, 1, what="the branch id")
+
+
+def _fork(s: Session, arg: str) -> None:
+    number, _, char = arg.partition(" ")
+    s.fork(_parse_place(number), char if char else None)
+
+
+def _pick(s: Session, arg: str) -> None:
+    pick(s, arg)
+
+
+def _tree(s: Session, arg: str) -> None:
+    s.show_tree()
+
+
+def _go(s: Session, arg: str) -> None:
+    s.go(_parse_branch(arg))
 
 
 def _score(s: Session, arg: str) -> None:
@@ -300,12 +329,32 @@ _COMMANDS = [
     ),
     Command(
         "compare",
-        "[T1 T2 …]",
-        "Continue the last seed at several temperatures in one pass "
+        "[T1 T2 … beamW]",
+        "Continue the last seed at several temperatures in one pass, and beams as beamW "
         f"(default {' '.join(map(str, BOOK_TEMPERATURES))}).",
         _compare,
         aliases=("cmp",),
     ),
+    Command(
+        "beam",
+        "W",
+        "Continue the last seed with a beam search of width W: the likeliest text it finds, with its total bits.",
+        _beam,
+    ),
+    Command(
+        "pick",
+        "[TEXT]",
+        "Step mode: choose each next character from the model's top choices (after TEXT, else where it stands).",
+        _pick,
+    ),
+    Command(
+        "fork",
+        "N [CHAR]",
+        "Restart the last output at its character N (as /alts numbers) with CHAR, else the likeliest other one.",
+        _fork,
+    ),
+    Command("tree", "", "List the branches: every run, /compare column, pick, beam and fork.", _tree),
+    Command("go", "ID", "Make branch ID current: an empty Enter continues it, /alts and /fork use it.", _go),
     Command(
         "score", "TEXT", "Colour TEXT by how likely the model finds each character and give its bits/char.", _score
     ),

@@ -11,7 +11,7 @@ import dataclasses
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,10 +23,12 @@ from rich.text import Text
 
 from textgen_core import checkpoint
 from textgen_core.atomic import atomic_write_text
+from textgen_core.beam import BeamSearch
 from textgen_core.describe import describe
 from textgen_core.errors import TextgenError
-from textgen_core.generate import Generator, Token, sample_many, score
+from textgen_core.generate import Generator, GeneratorState, Token, encode_seed, sample_many, score
 from textgen_core.sampling import SamplingSettings
+from textgen_core.steer import Branch, BranchTree, Fork, Stepper, rebuild, rng_snapshot
 from textgen_core.vocab import describe_unknown
 
 from .describe import summary, table
@@ -35,7 +37,7 @@ from .render import StreamWriter, colour_tokens, legend, prob_style, stats_line,
 from .safe import flat, shown, shown_char
 from .statusline import StatusLine
 from .transcript import Turn, jsonl_text, plain_text
-from .values import MAX_TEMPERATURE, fmt_opt
+from .values import MAX_TEMPERATURE, Beam, fmt_opt
 
 if TYPE_CHECKING:
     from prompt_toolkit.input import Input
@@ -43,6 +45,10 @@ if TYPE_CHECKING:
 #: Alternatives recorded with every generated character, so /alts can show the model's top 5 afterwards.
 ALTERNATIVES = 5
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: The toolbar while /pick reads keys: how to use step mode.
+PICK_HELP = " /pick │ 1-9 take that choice │ Enter draw one │ type any character │ Backspace undo │ Esc or q leave "
+#: Characters of a branch shown by /tree and before a fork.
+PREVIEW = 48
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,16 @@ class Session:
         self.status = StatusLine(console.file, self.toolbar) if keys is not None else None
         self.transcript: list[Turn] = []
         self.last_seed: str | None = None
+        #: Every run, /compare column, pick session, beam and fork, as branches (`textgen_core.steer`).
+        self.tree = BranchTree()
+        #: The last output, for /alts and /fork: (branch id, how many of its characters came before it).
+        self.output: tuple[int, int] | None = None
+        #: Exactly what the generator has been fed since its last fresh start (a new branch's context).
+        self.fed = ""
+        #: The branch whose draws the generator's RNG continues in order (so its forks can replay them).
+        self._rng_branch: int | None = None
+        #: True while /pick reads keys (the toolbar then says how to use it).
+        self.picking = False
         self._settings = settings
         self._use(ckpt)
 
@@ -154,6 +170,8 @@ class Session:
 
     def toolbar(self) -> str:
         """The bottom toolbar: under the prompt, and pinned to the last row while a command runs."""
+        if self.picking:
+            return PICK_HELP
         s = self.settings
         return (
             f" T {s.temperature:g} │ len {self.length:,} │ top-k {fmt_opt(s.top_k)} │ top-p {fmt_opt(s.top_p)} │ "
@@ -193,36 +211,72 @@ class Session:
         if primed.unknown:
             self.note(f"skipped characters this model does not know: {describe_unknown(primed.unknown)}")
         self.last_seed = seed_text
-        self._run(Turn(seed_text))
+        context = (self.fed if carry else "") + primed.text
+        rng_state = rng_snapshot(self.generator.rng)  # so that a fork of this run replays its draws
+        branch = self.tree.add(context, [], "run", settings=self._settings, rng_state=rng_state)
+        self._rng_branch = branch.id
+        self._run(Turn(seed_text, branch=branch.id))
 
     def continue_last(self) -> None:
-        if not self.primed:
+        if not self.primed or self.tree.current is None:
             self.note("type some text for the model to continue; an empty line continues the last output")
             return
-        self._run(Turn(""))
+        branch = self.tree.get(self.tree.current)
+        self._run(Turn("", branch=branch.id, start=len(branch.tokens)))
 
     def _run(self, turn: Turn) -> None:
-        """Stream one run to the console, polling the keyboard between batches; then the stats line."""
+        """Stream one run to the console, polling the keyboard between batches; then the stats line. The
+        characters extend the turn's branch, which replays its RNG in forks only while the draws stay in order."""
+        assert turn.branch is not None
+        branch = self.tree.get(turn.branch)
         self.transcript.append(turn)
-        writer = StreamWriter(self.console, self.color)
-        writer.insert(turn.seed or "…", "tg.seed" if turn.seed else "tg.note")
-        stopped = False
         start = time.perf_counter()
-        with self.keys.raw() if self.keys is not None else contextlib.nullcontext():
-            try:
-                for token in self.generator.stream(self.length, alternatives=ALTERNATIVES):
-                    turn.tokens.append(token)
-                    turn.temperatures.append(self._settings.temperature)
-                    if writer.add(token) and self._poll_keys(writer):
-                        stopped = True
-                        break
-            finally:
-                self.primed = True
-                writer.end_line()
+        try:
+            stopped = self._stream(
+                turn.seed or "…",
+                self.generator.stream(self.length, alternatives=ALTERNATIVES),
+                turn,
+                seed=bool(turn.seed),
+            )
+        finally:
+            same = self._rng_branch == branch.id and self._settings == branch.settings
+            same = same and all(t == self._settings.temperature for t in turn.temperatures)
+            self.tree.extend(branch.id, turn.tokens, same_rng=same)
+            self._now_at(branch, turn.start, rng=branch.id if same else None)
         elapsed = time.perf_counter() - start
         if stopped:
             self.note("stopped (Ctrl-C)")
         self.console.print(stats_line(len(turn.tokens), elapsed, _bits(turn.tokens), self.describe_settings()))
+
+    def _stream(self, lead: str, tokens: Iterable[Token], turn: Turn, *, seed: bool) -> bool:
+        """Print `lead` (the seed, or a dim marker), then stream `tokens` into `turn` with the keys polled between
+        batches; True when Ctrl-C stopped it. The iterator is closed on the way out, so a stopped one finishes
+        its own bookkeeping (a `Fork` records its branch then)."""
+        writer = StreamWriter(self.console, self.color)
+        writer.insert(lead, "tg.seed" if seed else "tg.note")
+        stream: Iterator[Token] = iter(tokens)
+        with self.keys.raw() if self.keys is not None else contextlib.nullcontext():
+            try:
+                for token in stream:
+                    turn.tokens.append(token)
+                    turn.temperatures.append(self._settings.temperature)
+                    if writer.add(token) and self._poll_keys(writer):
+                        return True
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+                writer.end_line()
+        return False
+
+    def _now_at(self, branch: Branch, start: int, *, rng: int | None = None) -> None:
+        """The generator stands at the end of `branch`, which is current; its characters from `start` on are
+        the last output. `rng`: the branch whose draws the generator's RNG goes on with, if any."""
+        self.primed = True
+        self.tree.current = branch.id
+        self.fed = branch.context + branch.text
+        self.output = (branch.id, start)
+        self._rng_branch = rng
 
     def _poll_keys(self, writer: StreamWriter) -> bool:
         """Apply the keys pressed since the last batch; True when Ctrl-C asks to stop."""
@@ -241,31 +295,186 @@ class Session:
 
     # ---- commands ---------------------------------------------------------------------------------------------
 
-    def compare(self, temperatures: tuple[float, ...]) -> None:
-        """The last seed continued at each temperature, all drawn in one batched pass, one block each."""
+    def compare(self, columns: tuple[float | Beam, ...]) -> None:
+        """The last seed continued at each temperature, all drawn in one batched pass, and by each beam; one block
+        each, in the order given. Each block becomes a branch of the tree (the current branch stays current)."""
         if self.last_seed is None:
             raise TextgenError("type a seed first: /compare continues the last one at several temperatures")
         gen = self.generator
+        temperatures = [c for c in columns if not isinstance(c, Beam)]
         variants = [dataclasses.replace(self._settings, temperature=t) for t in temperatures]
         blocks: list[list[Token]] = [[] for _ in variants]
-        steps = sample_many(
-            gen.model,
-            gen.vocab,
-            self.last_seed,
-            variants,
-            self.length,
-            np.random.default_rng(self.seed),
-            lowercase=gen.lowercase,
-        )
-        for step in steps:
-            for block, token in zip(blocks, step, strict=True):
-                block.append(token)
-        for variant, block in zip(variants, blocks, strict=True):
-            label = Text()
-            label.append(f"── {variant.describe()} ", style="tg.label")
-            label.append(f"· {_bits(block):.2f} bits/char", style="tg.dim")
-            self.console.print(label)
+        if variants:
+            steps = sample_many(
+                gen.model,
+                gen.vocab,
+                self.last_seed,
+                variants,
+                self.length,
+                np.random.default_rng(self.seed),
+                lowercase=gen.lowercase,
+            )
+            for step in steps:
+                for block, token in zip(blocks, step, strict=True):
+                    block.append(token)
+        context = encode_seed(gen.model, gen.vocab, self.last_seed, gen.lowercase).text
+        drawn = iter(zip(variants, blocks, strict=True))
+        current = self.tree.current
+        for column in columns:
+            if isinstance(column, Beam):
+                result = BeamSearch(gen.model, gen.vocab, self._seed_state(), column.width, self.length).run()
+                block, settings, label = result.tokens, None, column.label
+            else:
+                settings, block = next(drawn)
+                label = settings.describe()
+            self.tree.add(context, block, "compare", label=label, settings=settings)
+            heading = Text()
+            heading.append(f"── {label} ", style="tg.label")
+            heading.append(f"· {_bits(block):.2f} bits/char", style="tg.dim")
+            if isinstance(column, Beam):
+                heading.append(f" · {_bits(block) * len(block):.1f} bits total", style="tg.dim")
+            self.console.print(heading)
             self.console.print(styled([(self.last_seed, "tg.seed")]) + colour_tokens(block, self.color), soft_wrap=True)
+        self.tree.current = current
+
+    def _seed_state(self) -> GeneratorState:
+        """The generator's state after the last seed fed fresh, leaving the generator where it was."""
+        gen = self.generator
+        saved = gen.get_state()
+        try:
+            gen.prime(self.last_seed or "")
+            return gen.get_state()
+        finally:
+            gen.set_state(saved)
+
+    def beam(self, width: int) -> None:
+        """Continue the last seed with a beam search of `width`, printed coloured with its total bits; Ctrl-C
+        stops it and keeps the best beam so far. The result is the current branch and the last output."""
+        if self.last_seed is None:
+            raise TextgenError("type a seed first: /beam continues the last one")
+        gen = self.generator
+        context = encode_seed(gen.model, gen.vocab, self.last_seed, gen.lowercase).text
+        search = BeamSearch(gen.model, gen.vocab, self._seed_state(), width, self.length, alternatives=ALTERNATIVES)
+        self.note(f"beam search, width {width}, {self.length:,} characters (Ctrl-C stops it)…")
+        stopped = False
+        start = time.perf_counter()
+        with self.keys.raw() if self.keys is not None else contextlib.nullcontext():
+            for _ in search:
+                if self.keys is not None and self.keys.poll().stop:
+                    stopped = True
+                    break
+        elapsed = time.perf_counter() - start
+        result = search.result()
+        if stopped:
+            self.note(f"stopped (Ctrl-C) after {search.position:,} of {self.length:,} characters")
+        if not result.tokens:
+            return
+        branch = self.tree.add(context, result.tokens, "beam", label=f"beam{width}")
+        gen.set_state(result.state)
+        self.transcript.append(Turn(self.last_seed, list(result.tokens), [None] * len(result.tokens), branch.id))
+        self._now_at(branch, 0)
+        heading = Text()
+        heading.append(f"── beam{width} ", style="tg.label")
+        heading.append(f"· {result.total_bits:.1f} bits total · {result.bpc:.2f} bits/char", style="tg.dim")
+        self.console.print(heading)
+        self.console.print(
+            styled([(self.last_seed, "tg.seed")]) + colour_tokens(result.tokens, self.color), soft_wrap=True
+        )
+        self.console.print(stats_line(len(result.tokens), elapsed, result.bpc, f"beam {width} (deterministic)"))
+
+    def last_output(self) -> tuple[Branch, int]:
+        """The branch of the last output and how many of its characters came before that output."""
+        if self.output is None:
+            raise TextgenError("nothing generated yet: type a seed first")
+        branch_id, start = self.output
+        return self.tree.get(branch_id), start
+
+    def fork(self, number: int, char: str | None) -> None:
+        """Restart the last output at its character `number` (as /alts numbers them) with `char` instead (default:
+        the model's likeliest other choice there) and continue for `length` characters, as a new branch."""
+        parent, start = self.last_output()
+        count = len(parent.tokens) - start
+        if not 1 <= number <= count:
+            raise TextgenError(f"fork at a character from 1 to {count} of the last output, got {number}")
+        fork = Fork(self.generator, self.tree, parent.id, start + number, char, length=self.length)
+        old = parent.tokens[start + number - 1].char
+        new = self.generator.vocab.chars[fork.index]
+        self.note(f"branch {parent.id} at {number}: {shown_char(new)} instead of {shown_char(old)}")
+        before = parent.text[: start + number - 1]
+        turn = Turn(parent.context.lstrip("\n") + before)
+        began = time.perf_counter()
+        lead = "…" + flat(before[-PREVIEW:])
+        stopped = self._stream(lead, fork, turn, seed=False)
+        elapsed = time.perf_counter() - began
+        turn.temperatures = [fork.settings.temperature] * len(turn.tokens)
+        if fork.branch is not None:
+            turn.branch = fork.branch.id
+            self.transcript.append(turn)
+            self._now_at(fork.branch, 0)
+        if stopped:
+            self.note("stopped (Ctrl-C)")
+        self.console.print(stats_line(len(turn.tokens), elapsed, _bits(turn.tokens), fork.settings.describe()))
+
+    # ---- branches: /pick (keys in repl/pick.py), /tree, /go ---------------------------------------------------
+
+    def begin_pick(self, seed_text: str) -> tuple[Stepper, Branch | None, str]:
+        """Step mode's start: the seed fed fresh (or, without one, the current branch's end, or the start
+        character); returns the stepper, the branch it continues (None: a new root) and its context."""
+        gen = self.generator
+        if seed_text or not self.primed or self.tree.current is None:
+            primed = gen.prime(seed_text)
+            if primed.unknown:
+                self.note(f"skipped characters this model does not know: {describe_unknown(primed.unknown)}")
+            if seed_text:
+                self.last_seed = seed_text
+            self.primed = False  # until something is picked: the branch it continued no longer matches the state
+            return Stepper(gen, alternatives=ALTERNATIVES), None, primed.text
+        parent = self.tree.get(self.tree.current)
+        return Stepper(gen, alternatives=ALTERNATIVES), parent, self.fed
+
+    def end_pick(self, stepper: Stepper, parent: Branch | None, context: str, seed_text: str) -> None:
+        """Keep what was picked as a branch (a child starting after `parent`'s end, or a root) and the last output."""
+        tokens = list(stepper.tokens)
+        if not tokens:
+            self.note("nothing picked")
+            return
+        split = None if parent is None else len(parent.tokens) + 1
+        parent_id = None if parent is None else parent.id
+        branch = self.tree.add(
+            context, tokens, "pick", settings=self._settings, parent=parent_id, split=split, forced=len(tokens)
+        )
+        self.transcript.append(Turn(seed_text, tokens, [self._settings.temperature] * len(tokens), branch.id))
+        self._now_at(branch, 0)
+        lead = [(seed_text, "tg.seed")] if seed_text else [("…", "tg.note")]
+        self.console.print(styled(lead) + colour_tokens(tokens, self.color), soft_wrap=True)
+        self.note(
+            f"picked {len(tokens)} character(s): branch {branch.id}; /alts, /fork, /save and an empty Enter use it"
+        )
+
+    def show_tree(self) -> None:
+        """Table of the branches: id, where each split from its parent, a preview, bits/char."""
+        if not self.tree.branches:
+            raise TextgenError("no branches yet: type a seed first")
+        table = Table(title="branches (› current; /go ID continues one)", title_style="tg.dim")
+        for column in ("id", "from", "kind", "chars", "bits/char", "text"):
+            table.add_column(column, justify="right" if column in ("id", "chars", "bits/char") else "left")
+        for b in self.tree.branches.values():
+            mark = "›" if b.id == self.tree.current else " "
+            where = "—" if b.parent is None else f"{b.parent}@{b.split}"
+            kind = {"compare": f"compare {b.label}", "beam": b.label}.get(b.kind, b.kind)
+            bpc = f"{b.bpc:.2f}" if b.tokens else "—"
+            preview = flat(b.text[:PREVIEW]) + ("…" if len(b.tokens) > PREVIEW else "")
+            table.add_row(f"{mark}{b.id}", where, kind, f"{len(b.tokens):,}", bpc, Text(preview))
+        self.console.print(table)
+
+    def go(self, branch_id: int) -> None:
+        """Make a branch current: the model's state is rebuilt at its end, so an empty Enter continues it."""
+        branch = self.tree.go(branch_id)
+        rebuild(self.generator, branch, len(branch.tokens))
+        self._now_at(branch, 0)
+        tail = flat(branch.context.lstrip("\n")[-PREVIEW:])
+        self.console.print(styled([(tail, "tg.dim")]) + colour_tokens(branch.tokens, self.color), soft_wrap=True)
+        self.note(f"branch {branch.id} is current: an empty Enter continues it")
 
     def score(self, text: str) -> None:
         """Colour `text` by the model's probability of each character and report its bits/char."""
@@ -284,7 +493,8 @@ class Session:
 
     def alternatives(self, n: int) -> None:
         """Table of the last output's `n` least likely characters and what the model preferred instead."""
-        tokens = self.transcript[-1].tokens if self.transcript else []
+        branch, start = self.last_output()
+        tokens = branch.tokens[start:]
         if not tokens:
             raise TextgenError("nothing generated yet: type a seed first")
         picked = sorted(sorted(range(len(tokens)), key=lambda i: tokens[i].prob)[:n])
@@ -309,6 +519,11 @@ class Session:
         """Switch checkpoints; any failure (or Ctrl-C) keeps the current model."""
         ckpt = checkpoint.load(_user_path(path))
         self._use(ckpt)
+        # The branches were another model's: /go and /fork could not rebuild them. The saved transcript keeps
+        # their text, as runs of no branch.
+        for turn in self.transcript:
+            turn.branch = None
+        self.tree, self.output, self._rng_branch = BranchTree(), None, None
         self.banner()
 
     def reset(self) -> None:
@@ -324,9 +539,10 @@ class Session:
         if target.is_dir() or not target.name:
             raise TextgenError(f"{shown(path)} is a folder; give a file name, e.g. session.txt or session.jsonl")
         jsonl = target.suffix.lower() == ".jsonl"
-        atomic_write_text(target, jsonl_text(self.transcript) if jsonl else plain_text(self.transcript))
+        atomic_write_text(target, jsonl_text(self.transcript, self.tree) if jsonl else plain_text(self.transcript))
         self.note(
-            f"saved {len(self.transcript)} run(s) to {target}" + (" (JSONL, one object per character)" if jsonl else "")
+            f"saved {len(self.transcript)} run(s) to {target}"
+            + (f" (JSONL: {len(self.tree.branches)} branch(es), one object per character)" if jsonl else "")
         )
 
 

@@ -17,12 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from textgen_core.config import BOOK_TEMPERATURES
+from textgen_core.config import BOOK_TEMPERATURES, MAX_BEAM_WIDTH
 from textgen_core.errors import TextgenError
 
 from .safe import shown
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 #: The largest whole number any option takes: numpy and torch hold seeds, counts and sizes in 64-bit integers,
 #: and a larger value would overflow there (a traceback, or a misleading message) instead of being refused here.
@@ -127,11 +128,39 @@ def parse_temperatures(text: str) -> tuple[float, ...]:
     return check_temperatures(tuple(parse_temperature(t) for t in text.replace(",", " ").split()))
 
 
-def check_temperatures(temps: tuple[float, ...]) -> tuple[float, ...]:
-    """At most `MAX_COMPARE` temperatures (they are drawn together); none gives the book's."""
+def check_temperatures(temps: tuple[C, ...]) -> tuple[C, ...] | tuple[float, ...]:
+    """At most `MAX_COMPARE` temperatures (they are drawn together; /compare's beams count among them); none
+    gives the book's."""
     if len(temps) > MAX_COMPARE:
         raise TextgenError(f"give at most {MAX_COMPARE} temperatures")
     return temps or BOOK_TEMPERATURES
+
+
+#: The beam width of `sample --beam W`, `/beam W` and /compare's `beamW` columns (the library checks the same bound).
+parse_beam_width = Number(int, 1, MAX_BEAM_WIDTH, what="beam width")
+
+
+@dataclass(frozen=True)
+class Beam:
+    """A /compare column that is a beam search of `width` rather than a temperature."""
+
+    width: int
+
+    @property
+    def label(self) -> str:
+        return f"beam{self.width}"
+
+
+def parse_columns(text: str) -> tuple[float | Beam, ...]:
+    """/compare's columns: temperatures and `beamW` beams, separated by spaces or commas; none gives the book's
+    temperatures. At most `MAX_COMPARE` in all."""
+    columns: list[float | Beam] = []
+    for item in text.replace(",", " ").split():
+        if item.lower().startswith("beam"):
+            columns.append(Beam(parse_beam_width(item[4:])))
+        else:
+            columns.append(parse_temperature(item))
+    return check_temperatures(tuple(columns))
 
 
 def parse_switch(text: str) -> bool:

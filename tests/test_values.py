@@ -85,5 +85,6 @@ def test_sample_jsonl_and_the_repl_transcript_write_the_same_record(
     saved = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
     saved_chars = [r for r in saved if "char" in r]
     assert len(sampled) == len(saved_chars) == 5
-    assert {k for r in sampled for k in r} - {"sample"} == {k for r in saved_chars for k in r} - {"turn"}
+    where = {"turn", "branch", "parent", "n"}  # the session's records also say which branch each belongs to
+    assert {k for r in sampled for k in r} - {"sample"} == {k for r in saved_chars for k in r} - where
     assert {"char", "index", "prob", "sampled_prob", "entropy", "temperature"} <= set(saved_chars[0])

@@ -27,15 +27,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import MAX_BEAM_WIDTH
 from .errors import TextgenError
 from .generate import Generator, GeneratorState, Token, describe_tokens
 from .inference import LSTMState, NumpyLSTM
 from .sampling import LN2, log_softmax
 from .vocab import Vocabulary
 
-#: Widest beam accepted. Each position costs about W times a sampled character; past a few dozen the search is
-#: a crawl that a user would take for a hang, and such widths rarely change a character-level result.
-MAX_WIDTH = 64
+#: Widest beam accepted (why: see `config.MAX_BEAM_WIDTH`).
+MAX_WIDTH = MAX_BEAM_WIDTH
 #: Alternatives attached to every token, as the REPL records for sampled text (so /alts works on a beam).
 ALTERNATIVES = 5
 

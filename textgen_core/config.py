@@ -25,6 +25,12 @@ DEFAULT_EVAL_EVERY = 200
 DEFAULT_SAMPLE_LEN = 100
 DEFAULT_SEED = 1337
 
+#: Widest beam search accepted (`textgen_core.beam`, `sample --beam`, /beam, /compare's beamW columns). Each position
+#: costs about W times a sampled character; past a few dozen the search is a crawl that a user would take for a hang,
+#: and such widths rarely change a character-level result. Here, not in beam.py, so that the value rules read it
+#: without importing numpy.
+MAX_BEAM_WIDTH = 64
+
 # Generation defaults, shared by `textgen sample`, the REPL and the samples a training run writes.
 DEFAULT_LENGTH = 400
 # The temperatures the book samples at; `/compare`'s default and a training run's samples.

@@ -22,7 +22,9 @@ from .options import add_checkpoint
 
 if TYPE_CHECKING:
     from textgen_core.generate import Token
+    from textgen_core.inference import NumpyLSTM
     from textgen_core.sampling import SamplingSettings
+    from textgen_core.vocab import Vocabulary
 
 NAME = "sample"
 SUMMARY = "continue a prompt with a trained model, streamed, at one or more temperatures"
@@ -55,6 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"{v.MAX_COMPARE})",
     )
     temp.add_argument("--greedy", action="store_true", help="always take the most likely character (= --temp 0)")
+    temp.add_argument(
+        "--beam",
+        type=v.flag(v.parse_beam_width),
+        metavar="W",
+        help="beam search of width W instead of sampling: deterministic, the likeliest text the beam finds",
+    )
     p.add_argument("--top-k", type=v.flag(v.parse_top_k), metavar="K", help="draw only among the K likeliest")
     p.add_argument(
         "--top-p", type=v.flag(v.parse_top_p), metavar="P", help="draw only among the likeliest characters totalling P"
@@ -102,6 +110,22 @@ class _Output:
             self._last_flush = now
 
 
+def _beam(args: argparse.Namespace, model: NumpyLSTM, vocab: Vocabulary, prompt: str, lowercase: bool) -> int:
+    """`--beam W`: the whole result at once (a beam's best text is known only at the end); each JSONL record
+    names the width, and its temperature is null (nothing is drawn)."""
+    from textgen_core.beam import beam_search
+
+    result = beam_search(model, vocab, prompt, args.beam, args.len, lowercase=lowercase)
+    clean = visible if sys.stdout.isatty() else str
+    if args.jsonl:
+        lines = [json.dumps(t.record(None, beam=args.beam), ensure_ascii=False) + "\n" for t in result.tokens]
+        sys.stdout.write(clean("".join(lines)))
+    else:
+        sys.stdout.write(clean(prompt + "".join(t.char for t in result.tokens) + "\n"))
+    sys.stdout.flush()
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -124,6 +148,8 @@ def main(args: argparse.Namespace) -> int:
             f"textgen: warning: skipping prompt characters the model does not know: {describe_unknown(unknown)}",
             file=sys.stderr,
         )
+    if args.beam is not None:
+        return _beam(args, model, ckpt.vocab, prompt, lowercase)
     out = _Output(sys.stdout, settings, prompt, args.jsonl)
     out.write(out.header(0))
     held: list[list[str]] = [[out.header(i)] for i in range(1, len(settings))]
