@@ -82,6 +82,7 @@ class Session:
         self.status = StatusLine(console.file, self.toolbar) if keys is not None else None
         self.transcript: list[Turn] = []
         self.last_seed: str | None = None
+        self._priming_note = ""
         self._settings = settings
         self._use(ckpt)
 
@@ -153,13 +154,20 @@ class Session:
             self.console.print(sep.join(line))
 
     def toolbar(self) -> str:
-        """The bottom toolbar: under the prompt, and pinned to the last row while a command runs."""
+        """The bottom toolbar: under the prompt, and pinned to the last row while a command runs (first saying
+        how far the feeding of a long seed is)."""
         s = self.settings
-        return (
+        return self._priming_note + (
             f" T {s.temperature:g} │ len {self.length:,} │ top-k {fmt_opt(s.top_k)} │ top-p {fmt_opt(s.top_p)} │ "
             f"seed {fmt_opt(self.seed)} │ colour {self.color} │ continue {'on' if self.carry else 'off'} │ "
             f"model {self.name} "
         )
+
+    def _priming(self, done: int, total: int) -> None:
+        """Progress of a seed being fed, shown in the pinned toolbar; (0, 0) clears it."""
+        self._priming_note = f" priming {done:,}/{total:,} characters · Ctrl-C stops │" if done < total else ""
+        if self.status is not None:
+            self.status.refresh()
 
     def pinned_toolbar(self) -> contextlib.AbstractContextManager[None]:
         """Keep the toolbar on the terminal's last row while the block runs (only on an interactive terminal)."""
@@ -186,10 +194,18 @@ class Session:
     def generate(self, seed_text: str) -> None:
         """Continue `seed_text` for `length` characters (from a fresh state unless /continue is on)."""
         carry = self.carry and self.primed
-        self.primed = False  # until the seed is in: a Ctrl-C while priming must not leave a half state to continue
         if self.seed is not None:
             self.generator.set_seed(self.seed)
-        primed = self.generator.prime(seed_text, carry=carry)
+        # A Ctrl-C while a long seed is fed (a signal: the keyboard is not polled before streaming starts) leaves
+        # the generator as it was, so the session keeps its previous state too: `primed`, the transcript and the
+        # last seed are only changed once the seed is in.
+        try:
+            primed = self.generator.prime(seed_text, carry=carry, progress=self._priming)
+        except KeyboardInterrupt:
+            self.note("stopped priming (Ctrl-C); the model's state is as before this seed")
+            return
+        finally:
+            self._priming(0, 0)
         if primed.unknown:
             self.note(f"skipped characters this model does not know: {describe_unknown(primed.unknown)}")
         self.last_seed = seed_text

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pexpect
 import pytest
-from conftest import ROOT, make_text, write_random_checkpoint
+from conftest import ROOT, Terminal, make_text, spawn_repl, write_random_checkpoint
 
 from textgen_core import checkpoint, generate
 from textgen_core.generate import Generator, encode_seed
@@ -148,3 +149,32 @@ def test_scoring_reports_progress_up_to_the_whole_text(trained: checkpoint.Check
         )
         assert seen[-1] == (20_000, 20_000)
         assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+# ---- the REPL and `textgen sample` with a long seed ----------------------------------------------------------------
+
+
+def test_ctrl_c_while_a_pasted_seed_is_fed_returns_to_a_working_prompt(tmp_path: Path) -> None:
+    """A 200,000-character paste into the real REPL: the toolbar says how far priming is, Ctrl-C stops it with one
+    line, and the session goes on from its previous state (empty Enter has nothing to continue; a seed generates).
+    The model is big enough that feeding the seed's tail takes seconds, so the Ctrl-C lands during priming."""
+    ckpt = write_random_checkpoint(tmp_path / "slow.safetensors", hidden=256, layers=2)
+    term = Terminal(spawn_repl(ckpt, tmp_path, length=30))
+    try:
+        term.wait_for("model slow")  # the toolbar: the prompt is up
+        seed = make_text(200_000, seed=5)
+        term.child.send("\x1b[200~" + seed + "\x1b[201~")
+        term.child.send("\r")
+        term.wait_for("priming 2,048/20,000 characters · Ctrl-C stops", timeout=60)
+        term.child.sendcontrol("c")
+        term.wait_for("stopped priming (Ctrl-C); the model's state is as before this seed", timeout=10)
+        term.wait_for("model slow", timeout=10)  # the prompt and its toolbar are back
+        assert "Traceback" not in term.seen
+        term.command("", "type some text for the model to continue")  # nothing was primed: nothing to continue
+        term.command("the will", "bits/char")  # a normal seed generates
+        term.command("/save " + str(tmp_path / "s.txt"), "saved 1 run(s)")  # the interrupted seed left no turn
+        term.child.send("/quit\r")
+        term.child.expect(pexpect.EOF, timeout=10)
+    finally:
+        term.child.close(force=True)
+    assert term.child.exitstatus == 0
