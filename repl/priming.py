@@ -4,7 +4,7 @@ from training's progress so that sampling never imports the training code (and t
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 
 class PrimingBar:
@@ -27,8 +27,7 @@ class PrimingBar:
             self._progress = Progress(
                 TextColumn(self.what),
                 BarColumn(bar_width=24),
-                MofNCompleteColumn(),
-                TextColumn("characters · Ctrl-C stops"),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f} characters · Ctrl-C stops"),
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=True,

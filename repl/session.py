@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 #: Alternatives recorded with every generated character, so /alts can show the model's top 5 afterwards.
 ALTERNATIVES = 5
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: The longest text /score takes. It prints every character in its colour (a styled span each, a few hundred bytes
+#: of memory and a screenful per few thousand characters): past this, `textgen eval FILE` reports the same bits/char
+#: without printing the text.
+MAX_SCORE_CHARS = 50_000
 
 
 @dataclass(frozen=True)
@@ -272,10 +276,14 @@ class Session:
             self.length,
             np.random.default_rng(self.seed),
             lowercase=gen.lowercase,
+            progress=self._priming,
         )
-        for step in steps:
-            for block, token in zip(blocks, step, strict=True):
-                block.append(token)
+        try:
+            for step in steps:
+                for block, token in zip(blocks, step, strict=True):
+                    block.append(token)
+        finally:
+            self._priming(0, 0)
         for variant, block in zip(variants, blocks, strict=True):
             label = Text()
             label.append(f"── {variant.describe()} ", style="tg.label")
@@ -285,6 +293,11 @@ class Session:
 
     def score(self, text: str) -> None:
         """Colour `text` by the model's probability of each character and report its bits/char."""
+        if len(text) > MAX_SCORE_CHARS:
+            raise TextgenError(
+                f"at most {MAX_SCORE_CHARS:,} characters (this text has {len(text):,}); for a longer "
+                "text, save it to a file and run: textgen eval FILE"
+            )
         gen = self.generator
         result = score(gen.model, gen.vocab, text, lowercase=gen.lowercase)
         if not result.chars:
