@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from textgen_core import checkpoint, generate
+from textgen_core import checkpoint
 from textgen_core.generate import Generator
 from textgen_core.inference import NumpyLSTM
 
@@ -67,7 +67,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--positions", type=int, default=32)
-    ap.add_argument("--reference", type=int, default=generate.PRIME_TAIL)
+    ap.add_argument("--reference", type=int, default=20_000)
     ap.add_argument("--tails", type=ints, default=[500, 1_000, 2_000, 5_000, 10_000])
     ap.add_argument("--rate-chars", type=int, default=4_000, help="seed length priming speed is timed on")
     args = ap.parse_args()

@@ -158,17 +158,18 @@ def test_ctrl_c_while_a_pasted_seed_is_fed_returns_to_a_working_prompt(tmp_path:
     """A 200,000-character paste into the real REPL: the toolbar says how far priming is, Ctrl-C stops it with one
     line, and the session goes on from its previous state (empty Enter has nothing to continue; a seed generates).
     The model is big enough that feeding the seed's tail takes seconds, so the Ctrl-C lands during priming."""
-    ckpt = write_random_checkpoint(tmp_path / "slow.safetensors", hidden=256, layers=2)
+    ckpt = write_random_checkpoint(tmp_path / "slow.safetensors", hidden=512, layers=2)
     term = Terminal(spawn_repl(ckpt, tmp_path, length=30))
     try:
         term.wait_for("model slow")  # the toolbar: the prompt is up
         seed = make_text(200_000, seed=5)
         term.child.send("\x1b[200~" + seed + "\x1b[201~")
         term.child.send("\r")
-        term.wait_for("priming 2,048/20,000 characters · Ctrl-C stops", timeout=60)
+        # (Generous timeouts: a 200,000-character paste is slow to echo on a loaded machine, not an error.)
+        term.wait_for(f"priming 2,048/{generate.PRIME_TAIL:,} characters · Ctrl-C stops", timeout=120)
         term.child.sendcontrol("c")
-        term.wait_for("stopped priming (Ctrl-C); the model's state is as before this seed", timeout=10)
-        term.wait_for("model slow", timeout=10)  # the prompt and its toolbar are back
+        term.wait_for("stopped priming (Ctrl-C); the model's state is as before this seed", timeout=30)
+        term.wait_for("model slow", timeout=30)  # the prompt and its toolbar are back
         assert "Traceback" not in term.seen
         term.command("", "type some text for the model to continue")  # nothing was primed: nothing to continue
         term.command("the will", "bits/char")  # a normal seed generates
@@ -181,7 +182,7 @@ def test_ctrl_c_while_a_pasted_seed_is_fed_returns_to_a_working_prompt(tmp_path:
 
 
 def test_sample_shows_priming_progress_on_a_terminal_and_ctrl_c_exits_130(tmp_path: Path) -> None:
-    ckpt = write_random_checkpoint(tmp_path / "slow.safetensors", hidden=256, layers=2)
+    ckpt = write_random_checkpoint(tmp_path / "slow.safetensors", hidden=512, layers=2)
     seed = tmp_path / "chapter.txt"
     seed.write_text(make_text(300_000, seed=6), encoding="utf-8")
     child = pexpect.spawn(
@@ -195,7 +196,7 @@ def test_sample_shows_priming_progress_on_a_terminal_and_ctrl_c_exits_130(tmp_pa
     term = Terminal(child)
     try:
         term.wait_for("priming the seed", timeout=60)
-        term.wait_for("/20,000 characters · Ctrl-C stops", timeout=10)
+        term.wait_for(f"/{generate.PRIME_TAIL:,} characters · Ctrl-C stops", timeout=10)
         child.sendcontrol("c")
         term.wait_for("textgen: interrupted while priming the seed; nothing was generated", timeout=10)
         child.expect(pexpect.EOF, timeout=10)

@@ -32,7 +32,7 @@ DEFAULT_TEMP = 1.0
 #: The promise about long seeds, with the tolerance bench/bench_prime.py measured (docs/errors.md).
 TAIL_HELP = (
     f"Like --prompt, it is fed from its last {PRIME_TAIL:,} characters: the next-character probabilities differ "
-    f"from feeding all of it by less than {PRIME_TAIL_TOLERANCE:g}"
+    f"from feeding all of it by less than {PRIME_TAIL_TOLERANCE:g} on the bundled model (docs/errors.md)"
 )
 #: Seconds between flushes of the streamed sample: small enough to look live, large enough to cost nothing.
 FLUSH_EVERY = 0.03
