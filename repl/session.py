@@ -49,6 +49,10 @@ LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 PICK_HELP = " /pick │ 1-9 take that choice │ Enter draw one │ type any character │ Backspace undo │ Esc or q leave "
 #: Characters of a branch shown by /tree and before a fork.
 PREVIEW = 48
+#: The longest text /score takes. It prints every character in its colour (a styled span each, a few hundred bytes
+#: of memory and a screenful per few thousand characters): past this, `textgen eval FILE` reports the same bits/char
+#: without printing the text.
+MAX_SCORE_CHARS = 50_000
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,7 @@ class Session:
         self._rng_branch: int | None = None
         #: True while /pick reads keys (the toolbar then says how to use it).
         self.picking = False
+        self._priming_note = ""
         self._settings = settings
         self._use(ckpt)
 
@@ -169,15 +174,22 @@ class Session:
             self.console.print(sep.join(line))
 
     def toolbar(self) -> str:
-        """The bottom toolbar: under the prompt, and pinned to the last row while a command runs."""
+        """The bottom toolbar: under the prompt, and pinned to the last row while a command runs (first saying
+        how far the feeding of a long seed is)."""
         if self.picking:
             return PICK_HELP
         s = self.settings
-        return (
+        return self._priming_note + (
             f" T {s.temperature:g} │ len {self.length:,} │ top-k {fmt_opt(s.top_k)} │ top-p {fmt_opt(s.top_p)} │ "
             f"seed {fmt_opt(self.seed)} │ colour {self.color} │ continue {'on' if self.carry else 'off'} │ "
             f"model {self.name} "
         )
+
+    def _priming(self, done: int, total: int) -> None:
+        """Progress of a seed being fed, shown in the pinned toolbar; (0, 0) clears it."""
+        self._priming_note = f" priming {done:,}/{total:,} characters · Ctrl-C stops │" if done < total else ""
+        if self.status is not None:
+            self.status.refresh()
 
     def pinned_toolbar(self) -> contextlib.AbstractContextManager[None]:
         """Keep the toolbar on the terminal's last row while the block runs (only on an interactive terminal)."""
@@ -204,10 +216,18 @@ class Session:
     def generate(self, seed_text: str) -> None:
         """Continue `seed_text` for `length` characters (from a fresh state unless /continue is on)."""
         carry = self.carry and self.primed
-        self.primed = False  # until the seed is in: a Ctrl-C while priming must not leave a half state to continue
         if self.seed is not None:
             self.generator.set_seed(self.seed)
-        primed = self.generator.prime(seed_text, carry=carry)
+        # A Ctrl-C while a long seed is fed (a signal: the keyboard is not polled before streaming starts) leaves
+        # the generator as it was, so the session keeps its previous state too: `primed`, the transcript and the
+        # last seed are only changed once the seed is in.
+        try:
+            primed = self.generator.prime(seed_text, carry=carry, progress=self._priming)
+        except KeyboardInterrupt:
+            self.note("stopped priming (Ctrl-C); the model's state is as before this seed")
+            return
+        finally:
+            self._priming(0, 0)
         if primed.unknown:
             self.note(f"skipped characters this model does not know: {describe_unknown(primed.unknown)}")
         self.last_seed = seed_text
@@ -313,10 +333,14 @@ class Session:
                 self.length,
                 np.random.default_rng(self.seed),
                 lowercase=gen.lowercase,
+                progress=self._priming,
             )
-            for step in steps:
-                for block, token in zip(blocks, step, strict=True):
-                    block.append(token)
+            try:
+                for step in steps:
+                    for block, token in zip(blocks, step, strict=True):
+                        block.append(token)
+            finally:
+                self._priming(0, 0)
         context = encode_seed(gen.model, gen.vocab, self.last_seed, gen.lowercase).text
         drawn = iter(zip(variants, blocks, strict=True))
         current = self.tree.current
@@ -478,6 +502,11 @@ class Session:
 
     def score(self, text: str) -> None:
         """Colour `text` by the model's probability of each character and report its bits/char."""
+        if len(text) > MAX_SCORE_CHARS:
+            raise TextgenError(
+                f"at most {MAX_SCORE_CHARS:,} characters (this text has {len(text):,}); for a longer "
+                "text, save it to a file and run: textgen eval FILE"
+            )
         gen = self.generator
         result = score(gen.model, gen.vocab, text, lowercase=gen.lowercase)
         if not result.chars:

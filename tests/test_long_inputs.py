@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pexpect
 import pytest
-from conftest import ROOT, make_text, write_random_checkpoint
+from conftest import ROOT, Terminal, make_text, run_cli, spawn_repl, terminal_env, write_random_checkpoint
 
 from textgen_core import checkpoint, generate
 from textgen_core.generate import Generator, encode_seed
@@ -148,3 +149,83 @@ def test_scoring_reports_progress_up_to_the_whole_text(trained: checkpoint.Check
         )
         assert seen[-1] == (20_000, 20_000)
         assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+# ---- the REPL and `textgen sample` with a long seed ----------------------------------------------------------------
+
+
+def test_ctrl_c_while_a_pasted_seed_is_fed_returns_to_a_working_prompt(tmp_path: Path) -> None:
+    """A 200,000-character paste into the real REPL: the toolbar says how far priming is, Ctrl-C stops it with one
+    line, and the session goes on from its previous state (empty Enter has nothing to continue; a seed generates).
+    The model is big enough that feeding the seed's tail takes seconds, so the Ctrl-C lands during priming."""
+    ckpt = write_random_checkpoint(tmp_path / "slow.safetensors", hidden=512, layers=2)
+    term = Terminal(spawn_repl(ckpt, tmp_path, length=30))
+    try:
+        term.wait_for("model slow")  # the toolbar: the prompt is up
+        seed = make_text(200_000, seed=5)
+        term.child.send("\x1b[200~" + seed + "\x1b[201~")
+        term.child.send("\r")
+        # (Generous timeouts: a 200,000-character paste is slow to echo on a loaded machine, not an error.)
+        term.wait_for(f"priming 2,048/{generate.PRIME_TAIL:,} characters · Ctrl-C stops", timeout=120)
+        term.child.sendcontrol("c")
+        term.wait_for("stopped priming (Ctrl-C); the model's state is as before this seed", timeout=30)
+        term.wait_for("model slow", timeout=30)  # the prompt and its toolbar are back
+        assert "Traceback" not in term.seen
+        term.command("", "type some text for the model to continue")  # nothing was primed: nothing to continue
+        term.command("the will", "bits/char")  # a normal seed generates
+        term.command("/save " + str(tmp_path / "s.txt"), "saved 1 run(s)")  # the interrupted seed left no turn
+        term.child.send("/quit\r")
+        term.child.expect(pexpect.EOF, timeout=10)
+    finally:
+        term.child.close(force=True)
+    assert term.child.exitstatus == 0
+
+
+def test_sample_shows_priming_progress_on_a_terminal_and_ctrl_c_exits_130(tmp_path: Path) -> None:
+    ckpt = write_random_checkpoint(tmp_path / "slow.safetensors", hidden=512, layers=2)
+    seed = tmp_path / "chapter.txt"
+    seed.write_text(make_text(300_000, seed=6), encoding="utf-8")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "repl.cli", "sample", "-c", str(ckpt), "--prompt-file", str(seed)],
+        env=terminal_env(tmp_path),
+        cwd=str(ROOT),
+        encoding="utf-8",
+        dimensions=(24, 120),
+    )
+    term = Terminal(child)
+    try:
+        term.wait_for("priming the seed", timeout=60)
+        term.wait_for(f"/{generate.PRIME_TAIL:,} characters · Ctrl-C stops", timeout=10)
+        child.sendcontrol("c")
+        term.wait_for("textgen: interrupted while priming the seed; nothing was generated", timeout=10)
+        child.expect(pexpect.EOF, timeout=10)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 130
+    assert "Traceback" not in term.seen
+
+
+def test_sample_with_a_long_prompt_file_into_a_pipe_shows_no_bar(tmp_path: Path) -> None:
+    ckpt = write_random_checkpoint(tmp_path / "m.safetensors")
+    seed = tmp_path / "chapter.txt"
+    seed.write_text(make_text(100_000, seed=7), encoding="utf-8")
+    proc = run_cli("sample", "-c", str(ckpt), "--prompt-file", str(seed), "--len", "20", "--seed", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no bar, no escape codes: stderr is not a terminal
+    assert proc.stdout.startswith(seed.read_text(encoding="utf-8")) and len(proc.stdout) == 100_000 + 20 + 1
+
+
+def test_score_refuses_a_text_over_its_limit_with_one_line(repl_session) -> None:
+    from repl.session import MAX_SCORE_CHARS
+
+    session, out = repl_session()
+    over = ("the will to power " * (MAX_SCORE_CHARS // 10))[: MAX_SCORE_CHARS + 1]
+    assert not over[-2:].isspace()  # the command line's argument is stripped: keep the lengths exact
+    session.submit("/score " + over)
+    assert out.getvalue().strip().splitlines() == [
+        f"/score: at most {MAX_SCORE_CHARS:,} characters (this text has {MAX_SCORE_CHARS + 1:,}); for a longer text,"
+        " save it to a file and run: textgen eval FILE"
+    ]
+    session.submit("/score " + over[:-1])  # at the limit: scored
+    assert f"bits/char over {MAX_SCORE_CHARS:,} characters" in out.getvalue()

@@ -33,6 +33,12 @@ MAX_BEAM_WIDTH = 64
 
 # Generation defaults, shared by `textgen sample`, the REPL and the samples a training run writes.
 DEFAULT_LENGTH = 400
+#: A seed is fed from its last PRIME_TAIL known characters (`generate.encode_seed`). An LSTM's memory of earlier
+#: text fades: on the bundled model, feeding the last 5,000 instead of 20,000 changes no next-character probability
+#: by more than float32 rounding (PRIME_TAIL_TOLERANCE bounds the largest |Δp| bench/bench_prime.py measured,
+#: docs/errors.md; 10,000 is no closer), while every character fed costs the same time.
+PRIME_TAIL = 5_000
+PRIME_TAIL_TOLERANCE = 1e-6
 # The temperatures the book samples at; `/compare`'s default and a training run's samples.
 BOOK_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .config import PRIME_TAIL
 from .inference import LSTMState, NumpyLSTM
 from .sampling import LN2, SamplingSettings, distribution, draw, entropy_bits, log_softmax
 from .vocab import Encoded, Vocabulary
@@ -41,10 +42,6 @@ if TYPE_CHECKING:
 _MODEL_ITSELF = SamplingSettings()
 #: Characters per `forward` call when scoring or priming: bounds memory to a few MB whatever the text's length.
 SCORE_CHUNK = 2048
-#: A seed is fed from its last PRIME_TAIL known characters. An LSTM's memory of earlier text fades: feeding more
-#: changes the next-character distribution by less than float32 rounding (docs/errors.md has the measurement),
-#: while a book-length seed would otherwise take minutes to feed.
-PRIME_TAIL = 20_000
 #: Characters of a seed encoded at a time, so that encoding costs memory for one piece, not the whole seed.
 ENCODE_PIECE = 1 << 16
 #: A progress callback: (done, total), in characters.
@@ -348,13 +345,16 @@ def sample_many(
     lowercase: bool = False,
     alternatives: int = 0,
     window: int | None = None,
+    progress: Progress | None = None,
 ) -> Iterator[list[Token]]:
     """Continue one prompt under several settings at once: primes once, then draws ``len(settings)`` streams in
     one batched pass, yielding one list of tokens (one per setting) per position.
 
     Stream i draws from ``rng.spawn(len(settings))[i]``, so it equals a `Generator` primed with the same prompt
-    whose `rng` is that child, up to float rounding between batched and single-stream products. With `window`,
-    every stream is predicted from its own last `window` characters (the windows advance as one batch).
+    whose `rng` is that child, up to float rounding between batched and single-stream products. The prompt is
+    fed as `Generator.prime` feeds it (its last `PRIME_TAIL` known characters, `progress(done, total)` after each
+    chunk) when the first position is asked for. With `window`, every stream is predicted from its own last
+    `window` characters (the windows advance as one batch).
     """
     _check_window(window)
     seed = encode_seed(model, vocab, prompt, lowercase)
@@ -369,7 +369,7 @@ def sample_many(
             yield tokens
         return
     state = model.initial_state(1)
-    logits = feed(model, seed.ids, state)
+    logits = feed(model, seed.ids, state, progress)
     state = state.repeat(len(settings))
     logits = np.repeat(logits, len(settings), axis=0)
     for _ in range(length):

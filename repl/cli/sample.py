@@ -9,12 +9,13 @@ generated character.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from textgen_core.config import DEFAULT_LENGTH
+from textgen_core.config import DEFAULT_LENGTH, PRIME_TAIL, PRIME_TAIL_TOLERANCE
 
 from .. import values as v
 from ..safe import visible
@@ -30,6 +31,11 @@ NAME = "sample"
 SUMMARY = "continue a prompt with a trained model, streamed, at one or more temperatures"
 EXAMPLE = 'textgen sample -c runs/book --prompt "the will to " --temp 0.2 0.5 1.0 1.2 --seed 1'
 DEFAULT_TEMP = 1.0
+#: The promise about long seeds, with the tolerance bench/bench_prime.py measured (docs/errors.md).
+TAIL_HELP = (
+    f"Like --prompt, it is fed from its last {PRIME_TAIL:,} characters: the next-character probabilities differ "
+    f"from feeding all of it by less than {PRIME_TAIL_TOLERANCE:g} on the bundled model (docs/errors.md)"
+)
 #: Seconds between flushes of the streamed sample: small enough to look live, large enough to cost nothing.
 FLUSH_EVERY = 0.03
 
@@ -39,7 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_checkpoint(p)
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", default="", metavar="TEXT", help="seed text (default: start of a line)")
-    prompt.add_argument("--prompt-file", metavar="FILE", help="read the seed text from a UTF-8 file")
+    prompt.add_argument(
+        "--prompt-file",
+        metavar="FILE",
+        help=f"read the seed text from a UTF-8 file of any length. {TAIL_HELP}; a progress bar shows on a terminal "
+        "while a long seed is fed (Ctrl-C stops)",
+    )
     p.add_argument(
         "--len",
         type=v.flag(v.parse_length),
@@ -128,6 +139,7 @@ def _beam(args: argparse.Namespace, model: NumpyLSTM, vocab: Vocabulary, prompt:
 
 def main(args: argparse.Namespace) -> int:
     import numpy as np
+    from rich.console import Console
 
     from textgen_core import checkpoint
     from textgen_core.corpus import read_text
@@ -135,6 +147,8 @@ def main(args: argparse.Namespace) -> int:
     from textgen_core.inference import NumpyLSTM
     from textgen_core.sampling import SamplingSettings
     from textgen_core.vocab import describe_unknown
+
+    from ..priming import PrimingBar
 
     prompt = read_text(args.prompt_file) if args.prompt_file else args.prompt
     temps = [0.0] if args.greedy else v.check_temperatures(tuple(args.temp or [DEFAULT_TEMP]))
@@ -151,10 +165,18 @@ def main(args: argparse.Namespace) -> int:
     if args.beam is not None:
         return _beam(args, model, ckpt.vocab, prompt, lowercase)
     out = _Output(sys.stdout, settings, prompt, args.jsonl)
-    out.write(out.header(0))
     held: list[list[str]] = [[out.header(i)] for i in range(1, len(settings))]
     rng = np.random.default_rng(args.seed)
-    for n, tokens in enumerate(sample_many(model, ckpt.vocab, prompt, settings, args.len, rng, lowercase)):
+    with PrimingBar(Console(stderr=True, highlight=False)) as bar:
+        steps = sample_many(model, ckpt.vocab, prompt, settings, args.len, rng, lowercase, progress=bar)
+        try:
+            first = next(steps)  # the seed is fed here: its bar, if any, is gone before any output
+        except KeyboardInterrupt:
+            bar.close()
+            print("textgen: interrupted while priming the seed; nothing was generated", file=sys.stderr)
+            return 130
+    out.write(out.header(0))
+    for n, tokens in enumerate(itertools.chain([first], steps)):
         out.write(out.token(0, tokens[0]), flush=n == 0)  # the first character shows at once, then in batches
         for i, token in enumerate(tokens[1:], start=1):
             held[i - 1].append(out.token(i, token))
