@@ -23,6 +23,7 @@ from rich.text import Text
 
 from textgen_core import checkpoint
 from textgen_core.atomic import atomic_write_text
+from textgen_core.cells import CellTracker, cell_values, continuation_values
 from textgen_core.describe import describe
 from textgen_core.errors import TextgenError
 from textgen_core.generate import Generator, Token, sample_many, score
@@ -31,7 +32,7 @@ from textgen_core.vocab import describe_unknown
 
 from .describe import summary, table
 from .keys import KeyPoller
-from .render import StreamWriter, colour_tokens, legend, prob_style, stats_line, styled
+from .render import StreamWriter, cell_legend, cell_style, colour_tokens, legend, prob_style, stats_line, styled
 from .safe import flat, shown, shown_char
 from .statusline import StatusLine
 from .transcript import Turn, jsonl_text, plain_text
@@ -83,6 +84,8 @@ class Session:
         self.transcript: list[Turn] = []
         self.last_seed: str | None = None
         self._settings = settings
+        #: The cell `/cell L:N` chose; colouring follows it while `color` is "cell" (see repl/cellview.py).
+        self.cell: CellTracker | None = None
         self._use(ckpt)
 
     # ---- state ------------------------------------------------------------------------------------------------
@@ -91,6 +94,11 @@ class Session:
         self.loaded = Loaded(ckpt, Generator.from_checkpoint(ckpt, settings=self._settings, seed=self.seed))
         #: Whether the generator holds a context that empty Enter may continue.
         self.primed = False
+        if self.cell is not None:  # a cell's index means nothing in another model
+            self.cell = None
+            if self.color == "cell":
+                self.color = "prob"
+            self.note(f"the cell view is off (cells differ between models); colour {self.color}")
 
     @property
     def generator(self) -> Generator:
@@ -129,7 +137,8 @@ class Session:
         self.console.print(Text(flat(message), style="tg.error"), soft_wrap=True)
 
     def legend(self) -> None:
-        self.console.print(legend(self.color), soft_wrap=True)
+        shown_legend = cell_legend(self.cell.label) if self.cell_view else legend(self.color)
+        self.console.print(shown_legend, soft_wrap=True)
         if not self.colour_shown:
             self.note("(this output shows no colour: NO_COLOR is set, --no-color was given or it is not a terminal)")
 
@@ -157,9 +166,18 @@ class Session:
         s = self.settings
         return (
             f" T {s.temperature:g} │ len {self.length:,} │ top-k {fmt_opt(s.top_k)} │ top-p {fmt_opt(s.top_p)} │ "
-            f"seed {fmt_opt(self.seed)} │ colour {self.color} │ continue {'on' if self.carry else 'off'} │ "
+            f"seed {fmt_opt(self.seed)} │ colour {self.colour_name} │ continue {'on' if self.carry else 'off'} │ "
             f"model {self.name} "
         )
+
+    @property
+    def cell_view(self) -> bool:
+        """Whether output is coloured by a cell (only then is the cell read while streaming)."""
+        return self.color == "cell" and self.cell is not None
+
+    @property
+    def colour_name(self) -> str:
+        return f"cell {self.cell.label}" if self.cell_view and self.cell is not None else self.color
 
     def pinned_toolbar(self) -> contextlib.AbstractContextManager[None]:
         """Keep the toolbar on the terminal's last row while the block runs (only on an interactive terminal)."""
@@ -207,13 +225,15 @@ class Session:
         writer = StreamWriter(self.console, self.color)
         writer.insert(turn.seed or "…", "tg.seed" if turn.seed else "tg.note")
         stopped = False
+        tracker = self.cell if self.cell_view else None
         start = time.perf_counter()
         with self.keys.raw() if self.keys is not None else contextlib.nullcontext():
             try:
                 for token in self.generator.stream(self.length, alternatives=ALTERNATIVES):
                     turn.tokens.append(token)
                     turn.temperatures.append(self._settings.temperature)
-                    if writer.add(token) and self._poll_keys(writer):
+                    cell = tracker.value(self.generator.lstm_state) if tracker is not None else None
+                    if writer.add(token, cell) and self._poll_keys(writer):
                         stopped = True
                         break
             finally:
@@ -261,11 +281,24 @@ class Session:
             for block, token in zip(blocks, step, strict=True):
                 block.append(token)
         for variant, block in zip(variants, blocks, strict=True):
+            cells = None
+            if self.cell_view and self.cell is not None:  # the batched states are gone: replay the block
+                block_text = "".join(t.char for t in block)
+                cells = continuation_values(
+                    gen.model,
+                    gen.vocab,
+                    self.last_seed,
+                    block_text,
+                    self.cell.layer,
+                    self.cell.index,
+                    lowercase=gen.lowercase,
+                )
             label = Text()
             label.append(f"── {variant.describe()} ", style="tg.label")
             label.append(f"· {_bits(block):.2f} bits/char", style="tg.dim")
             self.console.print(label)
-            self.console.print(styled([(self.last_seed, "tg.seed")]) + colour_tokens(block, self.color), soft_wrap=True)
+            coloured = colour_tokens(block, self.color, cells)
+            self.console.print(styled([(self.last_seed, "tg.seed")]) + coloured, soft_wrap=True)
 
     def score(self, text: str) -> None:
         """Colour `text` by the model's probability of each character and report its bits/char."""
@@ -274,10 +307,14 @@ class Session:
         if not result.chars:
             raise TextgenError("nothing to score: the model knows none of these characters")
         colour = self.color != "off"
-        self.console.print(
-            styled((ch, prob_style(p) if colour else None) for ch, p in zip(result.text, result.probs, strict=True)),
-            soft_wrap=True,
-        )
+        if self.cell_view and self.cell is not None:
+            read, values = cell_values(
+                gen.model, gen.vocab, text, self.cell.layer, self.cell.index, lowercase=gen.lowercase
+            )
+            pieces = zip(read, map(cell_style, values), strict=True)
+        else:
+            pieces = ((ch, prob_style(p) if colour else None) for ch, p in zip(result.text, result.probs, strict=True))
+        self.console.print(styled(pieces), soft_wrap=True)
         self.note(f"{result.bpc:.3f} bits/char over {result.chars:,} characters")
         if result.unknown:
             self.note(f"not scored (unknown to the model): {describe_unknown(result.unknown)}")
