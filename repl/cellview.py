@@ -88,6 +88,8 @@ def rank(session: Session, arg: str) -> None:
         _overview(session, trace)
         return
     if head == FIND:
+        if not rest:
+            raise TextgenError("find needs a regular expression: /cells find REGEX")
         regex_mask(rest, "")  # a bad pattern is refused before any work
         trace = _trace(session, _text_at_hand(session, None))
         ranking = rank_feature(trace, arg, top=TOP)
