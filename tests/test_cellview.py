@@ -327,7 +327,7 @@ def test_cli_on_a_terminal_shows_a_passage_coloured_by_the_best_cell(
         (["--feature", "quote", "--cell", "5:0"], "no layer 5"),
         (["--feature", "quote", "--top", "0"], "--top"),
         (["--regex", "zzz"], "never changes"),
-        ([], "one of the arguments --feature --regex is required"),
+        ([], "say what to look for: --feature NAME"),
     ],
 )
 def test_cli_errors_are_one_line_exit_2(repl_checkpoint: Path, text_file: Path, extra: list[str], says: str) -> None:

@@ -29,14 +29,14 @@ FEATURE_NAMES = "quote, bracket, depth, line, word, sentence"  # the help text o
 
 #: argparse names the option in their messages.
 parse_top = v.Number(int, 1, 1000)
-parse_max_chars = v.Number(int, 20, 10_000_000)
+parse_max_chars = v.Number(int, 1, 10_000_000)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
     add_checkpoint(p)
     p.add_argument("file", metavar="FILE", help="the text to run through the model (UTF-8)")
-    what = p.add_mutually_exclusive_group(required=True)
+    what = p.add_mutually_exclusive_group()  # one of the two: checked in `main`, in the same words as other errors
     what.add_argument("--feature", metavar="NAME", help=f"a built-in feature: {FEATURE_NAMES}")
     what.add_argument("--regex", metavar="R", help="a custom feature: 1 inside the regex's matches, 0 elsewhere")
     p.add_argument("--top", type=v.flag(parse_top), default=5, metavar="N", help="how many cells to list (default 5)")
@@ -67,9 +67,12 @@ def main(args: argparse.Namespace) -> int:
         trace_cells,
     )
     from textgen_core.corpus import read_text
+    from textgen_core.errors import TextgenError
     from textgen_core.inference import NumpyLSTM
 
     # The cheap checks first: a mistyped feature or pattern is reported before the model runs.
+    if args.regex is None and args.feature is None:
+        raise TextgenError("say what to look for: --feature NAME (quote, bracket, …) or --regex R")
     if args.regex is not None:
         regex_mask(args.regex, "")
     else:
