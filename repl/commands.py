@@ -22,6 +22,7 @@ from rich.text import Text
 from textgen_core.config import BOOK_TEMPERATURES
 from textgen_core.errors import TextgenError
 
+from . import cellview
 from .pick import pick
 from .safe import shown
 from .session import Session
@@ -186,9 +187,11 @@ def _seed(s: Session, arg: str) -> None:
 
 
 def _color(s: Session, arg: str) -> None:
-    if arg:
+    if arg.lower() == "cell":
+        cellview.cell_colour(s)
+    elif arg:
         s.color = parse_color(arg)
-    s.show("colour", s.color)
+    s.show("colour", s.colour_name)
     s.legend()
 
 
@@ -321,11 +324,25 @@ _COMMANDS = [
     ),
     Command(
         "color",
-        "[prob|sampled|entropy|off]",
+        "[prob|sampled|entropy|cell|off]",
         "Show or set what the colours mean, with a legend.",
         _color,
         aliases=("colour",),
-        choices=MODES,
+        choices=(*MODES, "cell"),
+    ),
+    Command(
+        "cells",
+        "[FEATURE [FILE]|find REGEX]",
+        "Rank the model's cells by how well they follow a feature (quotes, brackets, line…); no argument: all.",
+        cellview.rank,
+        choices=(*cellview.FEATURES, cellview.FIND),
+    ),
+    Command(
+        "cell",
+        "[L:N|off]",
+        "Colour output, /score and /compare by cell L:N's value (layer:index, as /cells lists them).",
+        cellview.choose_cell,
+        choices=("off",),
     ),
     Command(
         "compare",

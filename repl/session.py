@@ -24,6 +24,7 @@ from rich.text import Text
 from textgen_core import checkpoint
 from textgen_core.atomic import atomic_write_text
 from textgen_core.beam import BeamSearch
+from textgen_core.cells import CellTracker, cell_values, continuation_values
 from textgen_core.describe import describe
 from textgen_core.errors import TextgenError
 from textgen_core.generate import Generator, GeneratorState, Token, encode_seed, sample_many, score
@@ -33,7 +34,7 @@ from textgen_core.vocab import describe_unknown
 
 from .describe import summary, table
 from .keys import KeyPoller
-from .render import StreamWriter, colour_tokens, legend, prob_style, stats_line, styled
+from .render import StreamWriter, cell_legend, cell_style, colour_tokens, legend, prob_style, stats_line, styled
 from .safe import flat, shown, shown_char
 from .statusline import StatusLine
 from .transcript import Turn, jsonl_text, plain_text
@@ -104,6 +105,8 @@ class Session:
         self.picking = False
         self._priming_note = ""
         self._settings = settings
+        #: The cell `/cell L:N` chose; colouring follows it while `color` is "cell" (see repl/cellview.py).
+        self.cell: CellTracker | None = None
         self._use(ckpt)
 
     # ---- state ------------------------------------------------------------------------------------------------
@@ -112,6 +115,11 @@ class Session:
         self.loaded = Loaded(ckpt, Generator.from_checkpoint(ckpt, settings=self._settings, seed=self.seed))
         #: Whether the generator holds a context that empty Enter may continue.
         self.primed = False
+        if self.cell is not None:  # a cell's index means nothing in another model
+            self.cell = None
+            if self.color == "cell":
+                self.color = "prob"
+            self.note(f"the cell view is off (cells differ between models); colour {self.color}")
 
     @property
     def generator(self) -> Generator:
@@ -150,7 +158,8 @@ class Session:
         self.console.print(Text(flat(message), style="tg.error"), soft_wrap=True)
 
     def legend(self) -> None:
-        self.console.print(legend(self.color), soft_wrap=True)
+        shown_legend = cell_legend(self.cell.label) if self.cell_view else legend(self.color)
+        self.console.print(shown_legend, soft_wrap=True)
         if not self.colour_shown:
             self.note("(this output shows no colour: NO_COLOR is set, --no-color was given or it is not a terminal)")
 
@@ -181,7 +190,7 @@ class Session:
         s = self.settings
         return self._priming_note + (
             f" T {s.temperature:g} │ len {self.length:,} │ top-k {fmt_opt(s.top_k)} │ top-p {fmt_opt(s.top_p)} │ "
-            f"seed {fmt_opt(self.seed)} │ colour {self.color} │ continue {'on' if self.carry else 'off'} │ "
+            f"seed {fmt_opt(self.seed)} │ colour {self.colour_name} │ continue {'on' if self.carry else 'off'} │ "
             f"model {self.name} "
         )
 
@@ -190,6 +199,15 @@ class Session:
         self._priming_note = f" priming {done:,}/{total:,} characters · Ctrl-C stops │" if done < total else ""
         if self.status is not None:
             self.status.refresh()
+
+    @property
+    def cell_view(self) -> bool:
+        """Whether output is coloured by a cell (only then is the cell read while streaming)."""
+        return self.color == "cell" and self.cell is not None
+
+    @property
+    def colour_name(self) -> str:
+        return f"cell {self.cell.label}" if self.cell_view and self.cell is not None else self.color
 
     def pinned_toolbar(self) -> contextlib.AbstractContextManager[None]:
         """Keep the toolbar on the terminal's last row while the block runs (only on an interactive terminal)."""
@@ -275,12 +293,14 @@ class Session:
         writer = StreamWriter(self.console, self.color)
         writer.insert(lead, "tg.seed" if seed else "tg.note")
         stream: Iterator[Token] = iter(tokens)
+        tracker = self.cell if self.cell_view else None  # the cell is read only while a cell view is on
         with self.keys.raw() if self.keys is not None else contextlib.nullcontext():
             try:
                 for token in stream:
                     turn.tokens.append(token)
                     turn.temperatures.append(self._settings.temperature)
-                    if writer.add(token) and self._poll_keys(writer):
+                    cell = tracker.value(self.generator.lstm_state) if tracker is not None else None
+                    if writer.add(token, cell) and self._poll_keys(writer):
                         return True
             finally:
                 close = getattr(stream, "close", None)
@@ -358,7 +378,7 @@ class Session:
             if isinstance(column, Beam):
                 heading.append(f" · {_bits(block) * len(block):.1f} bits total", style="tg.dim")
             self.console.print(heading)
-            self.console.print(styled([(self.last_seed, "tg.seed")]) + colour_tokens(block, self.color), soft_wrap=True)
+            self.console.print(styled([(self.last_seed, "tg.seed")]) + self._coloured(block), soft_wrap=True)
         self.tree.current = current
 
     def _seed_state(self) -> GeneratorState:
@@ -401,9 +421,7 @@ class Session:
         heading.append(f"── beam{width} ", style="tg.label")
         heading.append(f"· {result.total_bits:.1f} bits total · {result.bpc:.2f} bits/char", style="tg.dim")
         self.console.print(heading)
-        self.console.print(
-            styled([(self.last_seed, "tg.seed")]) + colour_tokens(result.tokens, self.color), soft_wrap=True
-        )
+        self.console.print(styled([(self.last_seed, "tg.seed")]) + self._coloured(result.tokens), soft_wrap=True)
         self.console.print(stats_line(len(result.tokens), elapsed, result.bpc, f"beam {width} (deterministic)"))
 
     def last_output(self) -> tuple[Branch, int]:
@@ -500,6 +518,19 @@ class Session:
         self.console.print(styled([(tail, "tg.dim")]) + colour_tokens(branch.tokens, self.color), soft_wrap=True)
         self.note(f"branch {branch.id} is current: an empty Enter continues it")
 
+    def _coloured(self, block: list[Token]) -> Text:
+        """A block that continues the last seed, coloured by the current mode; in a cell view by the cell's values,
+        replayed from the seed (a batched run's or a beam's states are gone)."""
+        cells = None
+        if self.cell_view and self.cell is not None:
+            gen = self.generator
+            text = "".join(t.char for t in block)
+            seed = self.last_seed or ""
+            cells = continuation_values(
+                gen.model, gen.vocab, seed, text, self.cell.layer, self.cell.index, lowercase=gen.lowercase
+            )
+        return colour_tokens(block, self.color, cells)
+
     def score(self, text: str) -> None:
         """Colour `text` by the model's probability of each character and report its bits/char."""
         if len(text) > MAX_SCORE_CHARS:
@@ -512,10 +543,14 @@ class Session:
         if not result.chars:
             raise TextgenError("nothing to score: the model knows none of these characters")
         colour = self.color != "off"
-        self.console.print(
-            styled((ch, prob_style(p) if colour else None) for ch, p in zip(result.text, result.probs, strict=True)),
-            soft_wrap=True,
-        )
+        if self.cell_view and self.cell is not None:
+            read, values = cell_values(
+                gen.model, gen.vocab, text, self.cell.layer, self.cell.index, lowercase=gen.lowercase
+            )
+            pieces = zip(read, map(cell_style, values), strict=True)
+        else:
+            pieces = ((ch, prob_style(p) if colour else None) for ch, p in zip(result.text, result.probs, strict=True))
+        self.console.print(styled(pieces), soft_wrap=True)
         self.note(f"{result.bpc:.3f} bits/char over {result.chars:,} characters")
         if result.unknown:
             self.note(f"not scored (unknown to the model): {describe_unknown(result.unknown)}")

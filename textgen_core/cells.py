@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import TextgenError
-from .generate import parallel_steps, start_id
+from .generate import encode_seed, feed, parallel_steps, start_id
 from .inference import LSTMState, NumpyLSTM
 from .vocab import Vocabulary
 
@@ -144,6 +144,25 @@ def cell_values(
     ids = ids[:max_chars]
     row = np.array([layer * model.hidden + index])
     return vocab.decode(ids), _run(model, vocab, ids, row, 1, 0)[:, 0]
+
+
+def continuation_values(
+    model: NumpyLSTM, vocab: Vocabulary, seed: str, text: str, layer: int, index: int, *, lowercase: bool = False
+) -> np.ndarray:
+    """One cell's value after each character of `text`, generated as a continuation of `seed`: the seed is fed as
+    `Generator.prime` feeds it (`encode_seed`: its last characters, the start character for an empty seed), then
+    `text` one step at a time. These are the values a `CellTracker` reads while `text` streams, for output whose
+    states were not kept (the batched streams of `sample_many`). (chars of `text` the model knows,) float32."""
+    check_cell(model, layer, index)
+    state = model.initial_state(1)
+    feed(model, encode_seed(model, vocab, seed, lowercase).ids, state)
+    ids, _ = _encode(model, vocab, text, lowercase)
+    row = layer * model.hidden + index
+    out = np.empty(len(ids), F32)
+    for t in range(len(ids)):
+        model.step(ids[t : t + 1], state)
+        out[t] = np.tanh(state.c[row, 0])
+    return out
 
 
 class CellTracker:

@@ -325,6 +325,13 @@ class Generator:
                 self._slide(ids)
             yield token
 
+    @property
+    def lstm_state(self) -> LSTMState:
+        """The live LSTM state, not a copy: what a front end reads after each streamed character (one cell's value)
+        without `get_state`'s copy of every array. Read it, never write it: `stream` updates it in place, and
+        `prime` and `set_state` replace it, so read it afresh after each character rather than keep it."""
+        return self._state
+
     def get_state(self) -> GeneratorState:
         return GeneratorState(self._state.copy(), self._logits.copy(), self._recent.copy())
 
