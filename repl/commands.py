@@ -37,6 +37,7 @@ from .values import (
     parse_temperatures,
     parse_top_k,
     parse_top_p,
+    parse_window,
 )
 
 Handler = Callable[["Session", str], None]
@@ -197,7 +198,7 @@ def _continue(s: Session, arg: str) -> None:
 
 def _window(s: Session, arg: str) -> None:
     if arg:
-        s.set_window(parse_switch(arg))
+        s.set_window(parse_window(arg))
     window = s.loaded.checkpoint.meta.window
     if window is None:
         s.show("window", "none: this model was not trained on fixed windows; it runs statefully")

@@ -164,7 +164,7 @@ def test_window_flag_and_keras_files_on_every_command_refuse_in_one_line(book, r
     # A model trained without windows has no window to turn on.
     proc = run_cli("sample", "-c", str(repl_checkpoint), "--window", "on", "--len", "5")
     assert_one_line_error(proc, "records no window")
-    assert_one_line_error(run_cli("sample", "--window", "maybe"), "on or off")
+    assert_one_line_error(run_cli("sample", "--window", "maybe"), "window must be on or off")
 
 
 def test_load_a_keras_file_in_the_repl_through_pipe_input(book, repl_session, tmp_path):
@@ -207,7 +207,7 @@ def test_repl_on_a_keras_file_in_a_real_terminal(book, tmp_path):
         term.wait_for(f"window {WINDOW}")  # the toolbar: the prompt is up
         term.command("/window off", "window  off")
         term.wait_for("window off")
-        term.command("/window sometimes", "give on or off")
+        term.command("/window sometimes", "window must be on or off")
         term.command("The cat", "chars/s")
         child.sendcontrol("d")
         child.expect(pexpect.EOF, timeout=20)

@@ -45,7 +45,7 @@ def add_window(parser: argparse.ArgumentParser) -> None:
     """`--window on|off`: the book's windowed prediction, or the stateful one, for a model trained on windows."""
     parser.add_argument(
         "--window",
-        type=v.flag(v.parse_switch),
+        type=v.flag(v.parse_window),
         metavar="on|off",
         help="for a model trained on fixed windows (an imported Keras model): predict each character from the "
         "last WINDOW characters from a zero state, as it was trained (on, its default), or statefully from all "
