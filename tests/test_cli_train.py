@@ -12,9 +12,10 @@ from tests.conftest import TINY_TRAIN, assert_one_line_error, make_text, run_cli
 def test_help_lists_every_subcommand_with_an_example():
     proc = run_cli("--help")
     assert proc.returncode == 0
-    for name in ("repl", "train", "sample", "eval", "info"):
+    names = ("repl", "train", "sample", "eval", "info", "import")
+    for name in names:
         assert f"  {name} " in proc.stdout
-    assert proc.stdout.count("e.g. textgen") == 5
+    assert proc.stdout.count("e.g. textgen") == len(names)
 
 
 def test_train_then_info_and_resume(corpus_file, tmp_path):
