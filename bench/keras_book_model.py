@@ -14,8 +14,11 @@ of as one (200k, 60, 57) array up front (the same numbers, a fraction of the mem
 ``recurrent_activation`` is Keras 3's default, the sigmoid (the book's Keras 2.0.8 defaulted to the hard sigmoid:
 ``--recurrent-activation hard_sigmoid`` gets Keras 3's version of it).
 
-Prints the seconds each epoch took; writes ``OUT/book.keras``, ``OUT/book.h5`` and ``OUT/chars.txt`` (the
-vocabulary in order, for ``--chars``). ``--max-batches`` cuts each epoch short, to check the script quickly.
+Prints the seconds each epoch took; writes ``OUT/chars.txt`` (the vocabulary in order, for ``--chars``) first, then
+``OUT/book.keras`` and ``OUT/book.h5`` after EVERY epoch (each to a temporary name, then renamed), so that a run
+stopped early still leaves the last whole epoch's model to import. ``--max-batches`` cuts each epoch to that many
+batches, drawn afresh from the shuffled windows every epoch: a quick check, or a documented subset when the full
+epochs do not fit the time there is.
 
     .venv/bin/python bench/keras_book_model.py ../shared/corpora/nietzsche.txt --epochs 5 --out /tmp/book
 """
@@ -37,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import keras  # noqa: E402
 
+from textgen_core.atomic import atomic_write_text  # noqa: E402
 from textgen_core.config import DEFAULT_VAL_FRACTION  # noqa: E402
 from textgen_core.corpus import load_corpus, val_start  # noqa: E402
 
@@ -70,6 +74,22 @@ class Windows(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self.order = self.rng.permutation(self.starts)
+
+
+class SaveEveryEpoch(keras.callbacks.Callback):
+    """Save ``.keras`` and ``.h5`` after each epoch, atomically: a kill mid-save never leaves a half-written model."""
+
+    def __init__(self, out: Path):
+        super().__init__()
+        self.out = out
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        for name in ("book.keras", "book.h5"):
+            final = self.out / name
+            tmp = final.with_name(f".{final.stem}.partial{final.suffix}")  # Keras picks the format by the suffix
+            self.model.save(tmp)
+            os.replace(tmp, final)
+        print(f"epoch {epoch + 1}: saved {self.out / 'book.keras'} and {self.out / 'book.h5'}", flush=True)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -107,13 +127,11 @@ def main(argv: list[str] | None = None) -> None:
         ]
     )
     model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.RMSprop(learning_rate=LR))
-    model.fit(data, epochs=args.epochs, callbacks=[EpochTimer()], verbose=0)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "book.keras")
-    model.save(out / "book.h5")
-    (out / "chars.txt").write_text("".join(corpus.vocab.chars), encoding="utf-8")
+    atomic_write_text(out / "chars.txt", "".join(corpus.vocab.chars))
+    model.fit(data, epochs=args.epochs, callbacks=[EpochTimer(), SaveEveryEpoch(out)], verbose=0)
     print(f"wrote {out / 'book.keras'}, {out / 'book.h5'}, {out / 'chars.txt'}")
 
 

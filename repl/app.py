@@ -18,9 +18,10 @@ from typing import IO
 
 from prompt_toolkit import PromptSession
 
-from textgen_core import checkpoint
+from textgen_core.keras_import import run_window
 from textgen_core.sampling import SamplingSettings
 
+from .cli.options import open_model, vocab_source
 from .commands import REGISTRY
 from .keys import quiet_terminal
 from .prompt import default_history, make_prompt
@@ -61,14 +62,23 @@ def main(args: argparse.Namespace) -> int:
     colour = sys.stdout.isatty() and not args.no_color and not os.environ.get("NO_COLOR")
     console = make_console(color=colour)
     settings = SamplingSettings(temperature=args.temp, top_k=args.top_k, top_p=args.top_p)
-    ckpt = checkpoint.load(args.checkpoint)
+    ckpt = open_model(args)
+    run_window(ckpt.meta, args.window)  # `--window on` for a model without one: refused here, before the session
     keys = None
     if interactive_tty:
         from prompt_toolkit.input import create_input
 
         keys = create_input()
     session = Session(
-        ckpt, console, settings=settings, length=args.len, seed=args.seed, keys=keys, dispatch=REGISTRY.dispatch
+        ckpt,
+        console,
+        settings=settings,
+        length=args.len,
+        seed=args.seed,
+        keys=keys,
+        dispatch=REGISTRY.dispatch,
+        vocab=vocab_source(args),
+        windowed=args.window,
     )
     session.banner()
     if keys is None:

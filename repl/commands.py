@@ -41,6 +41,7 @@ from .values import (
     parse_temperature,
     parse_top_k,
     parse_top_p,
+    parse_window,
 )
 
 Handler = Callable[["Session", str], None]
@@ -199,6 +200,18 @@ def _continue(s: Session, arg: str) -> None:
     if arg:
         s.carry = parse_switch(arg)
     s.show("continue", "on: each turn carries the model's state on" if s.carry else "off: each seed starts fresh")
+
+
+def _window(s: Session, arg: str) -> None:
+    if arg:
+        s.set_window(parse_window(arg))
+    window = s.loaded.checkpoint.meta.window
+    if window is None:
+        s.show("window", "none: this model was not trained on fixed windows; it runs statefully")
+    elif s.generator.window is None:
+        s.show("window", f"off: each character from all before it, statefully (the model was trained on {window})")
+    else:
+        s.show("window", f"on: each character from the last {window}, from a zero state, as the model was trained")
 
 
 def _compare(s: Session, arg: str) -> None:
@@ -397,6 +410,13 @@ _COMMANDS = [
         "[on|off]",
         "Show or set whether the model's state carries across turns, chat-like.",
         _continue,
+        choices=("on", "off"),
+    ),
+    Command(
+        "window",
+        "[on|off]",
+        "Show or set how a model trained on fixed windows predicts: from its last window (on) or statefully (off).",
+        _window,
         choices=("on", "off"),
     ),
     Command("reset", "", "Forget the model's state and the last output (settings stay).", _reset),

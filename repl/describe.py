@@ -30,13 +30,18 @@ def table(info: dict) -> str:
             f"{info['vocab_size']} characters{' (lower-case)' if info['lowercase'] else ''}: {info['vocab']}",
         ),
         ("corpus", corpus(info, sha=True) or "—"),
-        (
-            "steps",
-            f"{info['step']:,} trained{_after_parent(info['init'])}; these weights from step {info['best_step']:,}",
-        ),
-        ("val bpc", val),
-        ("trained with", info["command"] or "—"),
     ]
+    if info["origin"] is not None:
+        rows.append(("imported", f"from {origin(info['origin'])}"))
+    else:
+        steps = f"{info['step']:,} trained{_after_parent(info['init'])}; these weights from step {info['best_step']:,}"
+        rows.append(("steps", steps))
+    if info["window"] is not None:
+        w = info["window"]
+        rows.append(
+            ("window", f"{w} characters: each predicted from the last {w}, from a zero state (off: statefully)")
+        )
+    rows += [("val bpc", val), ("trained with", info["command"] or "—")]
     if info["init"] is not None:
         init = info["init"]
         parent = [f"step {init['step']:,}" if init["step"] is not None else None]
@@ -50,7 +55,18 @@ def summary(info: dict) -> list[str]:
     """The banner's parts after the name: the model's size, what it was trained on, its val bits/char."""
     trained_on = corpus(info, sha=False) or "an unrecorded corpus"
     bpc = "val bpc —" if info["val_bpc"] is None else f"val {info['val_bpc']:.3f} bits/char"
-    return [ModelConfig.from_dict(info["config"]).describe(), f"trained on {flat(trained_on)}", bpc]
+    where = f"trained on {flat(trained_on)}"
+    if info["origin"] is not None:
+        where = f"imported from {flat(origin(info['origin']))}"
+    window = [] if info["window"] is None else [f"window {info['window']}"]
+    return [ModelConfig.from_dict(info["config"]).describe(), where, *window, bpc]
+
+
+def origin(record: dict) -> str:
+    """An imported model's source: ``book.keras (Keras 3.5.0, .keras)``."""
+    version = f"Keras {record['keras_version']}" if record["keras_version"] else "Keras version unrecorded"
+    fmt = f", .{record['format']}" if record["format"] else ""
+    return f"{record['file'] or '—'} ({version}{fmt})"
 
 
 def corpus(info: dict, *, sha: bool) -> str:

@@ -28,6 +28,7 @@ from textgen_core.cells import CellTracker, cell_values, continuation_values
 from textgen_core.describe import describe
 from textgen_core.errors import TextgenError
 from textgen_core.generate import Generator, GeneratorState, Token, encode_seed, sample_many, score
+from textgen_core.keras_import import VocabSource, open_model, run_window
 from textgen_core.sampling import SamplingSettings
 from textgen_core.steer import Branch, BranchTree, Fork, Stepper, rebuild, rng_snapshot
 from textgen_core.vocab import describe_unknown
@@ -43,6 +44,8 @@ from .values import MAX_TEMPERATURE, Beam, fmt_opt
 if TYPE_CHECKING:
     from prompt_toolkit.input import Input
 
+#: What /load of a Keras file asks for when the session was started without a vocabulary.
+NEEDS_VOCAB = "start textgen repl with --vocab-from CORPUS (and --lowercase if it was trained so) or --chars FILE"
 #: Alternatives recorded with every generated character, so /alts can show the model's top 5 afterwards.
 ALTERNATIVES = 5
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -79,6 +82,8 @@ class Session:
         dispatch: Callable[[Session, str], None],
         seed: int | None = None,
         keys: Input | None = None,
+        vocab: VocabSource | None = None,
+        windowed: bool | None = None,
     ):
         self.console = console
         self.colour_shown = console.color_system is not None
@@ -107,12 +112,20 @@ class Session:
         self._settings = settings
         #: The cell `/cell L:N` chose; colouring follows it while `color` is "cell" (see repl/cellview.py).
         self.cell: CellTracker | None = None
+        #: The vocabulary a Keras file given to /load gets (the command line's --vocab-from/--chars/--lowercase).
+        self.vocab = vocab
+        #: /window: None runs each model its own way (a windowed one windowed); False/True override that.
+        self.windowed = windowed
         self._use(ckpt)
 
     # ---- state ------------------------------------------------------------------------------------------------
 
     def _use(self, ckpt: checkpoint.Checkpoint) -> None:
-        self.loaded = Loaded(ckpt, Generator.from_checkpoint(ckpt, settings=self._settings, seed=self.seed))
+        # The preference applies to models that have a window; any other runs statefully, whatever it says.
+        window = run_window(ckpt.meta, self.windowed if ckpt.meta.window is not None else None)
+        self.loaded = Loaded(
+            ckpt, Generator.from_checkpoint(ckpt, settings=self._settings, seed=self.seed, window=window)
+        )
         #: Whether the generator holds a context that empty Enter may continue.
         self.primed = False
         if self.cell is not None:  # a cell's index means nothing in another model
@@ -191,7 +204,7 @@ class Session:
         return self._priming_note + (
             f" T {s.temperature:g} │ len {self.length:,} │ top-k {fmt_opt(s.top_k)} │ top-p {fmt_opt(s.top_p)} │ "
             f"seed {fmt_opt(self.seed)} │ colour {self.colour_name} │ continue {'on' if self.carry else 'off'} │ "
-            f"model {self.name} "
+            f"{self._window_part()}model {self.name} "
         )
 
     def _priming(self, done: int, total: int) -> None:
@@ -208,6 +221,12 @@ class Session:
     @property
     def colour_name(self) -> str:
         return f"cell {self.cell.label}" if self.cell_view and self.cell is not None else self.color
+
+    def _window_part(self) -> str:
+        """`window 60 │ ` for a model trained on windows (`window off │ ` when it runs statefully), else nothing."""
+        if self.loaded.checkpoint.meta.window is None:
+            return ""
+        return f"window {fmt_opt(self.generator.window)} │ "
 
     def pinned_toolbar(self) -> contextlib.AbstractContextManager[None]:
         """Keep the toolbar on the terminal's last row while the block runs (only on an interactive terminal)."""
@@ -353,6 +372,7 @@ class Session:
                 self.length,
                 np.random.default_rng(self.seed),
                 lowercase=gen.lowercase,
+                window=gen.window,
                 progress=self._priming,
             )
             try:
@@ -539,7 +559,7 @@ class Session:
                 "text, save it to a file and run: textgen eval FILE"
             )
         gen = self.generator
-        result = score(gen.model, gen.vocab, text, lowercase=gen.lowercase)
+        result = score(gen.model, gen.vocab, text, lowercase=gen.lowercase, window=gen.window)
         if not result.chars:
             raise TextgenError("nothing to score: the model knows none of these characters")
         colour = self.color != "off"
@@ -580,8 +600,9 @@ class Session:
         self.console.print(Text(table(describe(self.loaded.checkpoint))), soft_wrap=True)
 
     def load(self, path: str) -> None:
-        """Switch checkpoints; any failure (or Ctrl-C) keeps the current model."""
-        ckpt = checkpoint.load(_user_path(path))
+        """Switch checkpoints (or to a Keras file, with the session's vocabulary); any failure (or Ctrl-C) keeps the
+        current model."""
+        ckpt = open_model(_user_path(path), self.vocab, needs_vocab=NEEDS_VOCAB)
         self._use(ckpt)
         # The branches were another model's: /go and /fork could not rebuild them. The saved transcript keeps
         # their text, as runs of no branch.
@@ -589,6 +610,12 @@ class Session:
             turn.branch = None
         self.tree, self.output, self._rng_branch = BranchTree(), None, None
         self.banner()
+
+    def set_window(self, on: bool) -> None:
+        """/window on|off: run the model the book's way or statefully; the state starts afresh either way."""
+        run_window(self.loaded.checkpoint.meta, on)  # a model without a window refuses `on`
+        self.windowed = on
+        self._use(self.loaded.checkpoint)
 
     def reset(self) -> None:
         self.generator.reset()

@@ -163,10 +163,20 @@ def parse_columns(text: str) -> tuple[float | Beam, ...]:
     return check_temperatures(tuple(columns))
 
 
-def parse_switch(text: str) -> bool:
-    if text.lower() not in ("on", "off"):
-        raise TextgenError(f"give on or off, not {shown(text)}")
-    return text.lower() == "on"
+def switch(what: str = "") -> Callable[[str], bool]:
+    """An on/off rule; `what` names the setting in the message ("window must be on or off"), as `Number` does."""
+
+    def parse(text: str) -> bool:
+        if text.lower() not in ("on", "off"):
+            raise TextgenError(f"{f'{what} must be' if what else 'give'} on or off, not {shown(text)}")
+        return text.lower() == "on"
+
+    return parse
+
+
+parse_switch = switch()
+#: /window and --window: a model trained on fixed windows predicts the book's way (on) or statefully (off).
+parse_window = switch("window")
 
 
 def parse_color(text: str) -> str:

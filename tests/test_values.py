@@ -23,6 +23,7 @@ SHARED = [
     ("--top-k", "/topk", ["0", "100001", "many"]),
     ("--top-p", "/topp", ["0", "1.01"]),
     ("--seed", "/seed", ["-1", str(2**32)]),
+    ("--window", "/window", ["maybe"]),
 ]
 CASES = [(flag, slash, value) for flag, slash, values in SHARED for value in values]
 

@@ -27,6 +27,18 @@ def describe(c: Checkpoint) -> dict:
         "val_bpc": m.val_bpc,
         "command": m.command,
         "init": started_from(m.extra.get("init")),
+        "window": m.window,
+        "origin": imported_from(m.origin),
+    }
+
+
+def imported_from(record: object) -> dict | None:
+    """Where weights textgen did not train came from (`textgen import`): the file's name, its format ("keras" or
+    "h5") and the Keras version that wrote it; None for textgen's own models. Wrong types are dropped."""
+    if not isinstance(record, dict) or not record:
+        return None
+    return {
+        key: value if isinstance(value := record.get(key), str) else None for key in ("file", "format", "keras_version")
     }
 
 

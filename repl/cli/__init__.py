@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from textgen_core.errors import TextgenError
 
 from ..safe import flat
-from . import cells, eval, info, repl, sample, train
+from . import cells, eval, import_, info, repl, sample, train
 
 PROG = "textgen"
 
@@ -27,7 +27,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    modules = (repl, train, sample, eval, info, cells)
+    modules = (repl, train, sample, eval, info, cells, import_)
     epilog = "commands:\n" + "\n".join(f"  {m.NAME:<8} {m.SUMMARY}\n  {'':<8}   e.g. {m.EXAMPLE}" for m in modules)
     epilog += "\n\nRun `textgen` with no command to open the REPL on the bundled Nietzsche model."
     parser = Parser(

@@ -7,7 +7,7 @@ import json
 
 from ..describe import table
 from ..safe import json_visible
-from .options import add_checkpoint
+from .options import add_checkpoint, open_model
 
 NAME = "info"
 SUMMARY = "describe a checkpoint: config, parameters, vocabulary, corpus, steps, val bpc"
@@ -23,9 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     # Imported when the command runs: loading a checkpoint needs numpy, which registering the flags does not.
-    from textgen_core import checkpoint
     from textgen_core.describe import describe
 
-    info = describe(checkpoint.load(args.checkpoint))
+    info = describe(open_model(args))
     print(json_visible(json.dumps(info, ensure_ascii=False)) if args.json else table(info))
     return 0

@@ -10,7 +10,7 @@ import argparse
 from textgen_core.config import DEFAULT_LENGTH
 
 from .. import values as v
-from .options import add_checkpoint
+from .options import add_checkpoint, add_window
 
 NAME = "repl"
 SUMMARY = "interactive session: type a seed, watch it continue, coloured by the model's probabilities"
@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seed", type=v.flag(v.parse_seed), metavar="N", help="random seed: reproducible runs (default off)"
     )
+    add_window(p)
     p.add_argument("--no-color", action="store_true", help="plain text, no escape codes (also NO_COLOR=1)")
     p.add_argument(
         "--history",

@@ -19,7 +19,7 @@ from textgen_core.config import DEFAULT_LENGTH, PRIME_TAIL, PRIME_TAIL_TOLERANCE
 
 from .. import values as v
 from ..safe import visible
-from .options import add_checkpoint
+from .options import add_checkpoint, add_window, open_model, window
 
 if TYPE_CHECKING:
     from textgen_core.generate import Token
@@ -80,6 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=v.flag(v.parse_seed), metavar="N", help="random seed: same seed, same output")
     p.add_argument("--jsonl", action="store_true", help="one JSON object per generated character")
+    add_window(p)
     p.set_defaults(func=main)
 
 
@@ -141,7 +142,6 @@ def main(args: argparse.Namespace) -> int:
     import numpy as np
     from rich.console import Console
 
-    from textgen_core import checkpoint
     from textgen_core.corpus import read_text
     from textgen_core.generate import encode_seed, sample_many
     from textgen_core.inference import NumpyLSTM
@@ -153,7 +153,8 @@ def main(args: argparse.Namespace) -> int:
     prompt = read_text(args.prompt_file) if args.prompt_file else args.prompt
     temps = [0.0] if args.greedy else v.check_temperatures(tuple(args.temp or [DEFAULT_TEMP]))
     settings = [SamplingSettings(t, args.top_k, args.top_p) for t in temps]
-    ckpt = checkpoint.load(args.checkpoint)
+    ckpt = open_model(args)
+    win = window(args, ckpt)
     model = NumpyLSTM.from_checkpoint(ckpt)
     lowercase = ckpt.meta.lowercase
     unknown = encode_seed(model, ckpt.vocab, prompt, lowercase).unknown
@@ -168,7 +169,7 @@ def main(args: argparse.Namespace) -> int:
     held: list[list[str]] = [[out.header(i)] for i in range(1, len(settings))]
     rng = np.random.default_rng(args.seed)
     with PrimingBar(Console(stderr=True, highlight=False)) as bar:
-        steps = sample_many(model, ckpt.vocab, prompt, settings, args.len, rng, lowercase, progress=bar)
+        steps = sample_many(model, ckpt.vocab, prompt, settings, args.len, rng, lowercase, progress=bar, window=win)
         try:
             first = next(steps)  # the seed is fed here: its bar, if any, is gone before any output
         except KeyboardInterrupt:
