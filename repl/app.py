@@ -14,19 +14,22 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from prompt_toolkit import PromptSession
 
 from textgen_core.keras_import import run_window
 from textgen_core.sampling import SamplingSettings
 
-from .cli.options import open_model, vocab_source
 from .commands import REGISTRY
 from .keys import quiet_terminal
 from .prompt import default_history, make_prompt
 from .render import make_console
 from .session import Session
+
+if TYPE_CHECKING:
+    from textgen_core.checkpoint import Checkpoint
+    from textgen_core.keras_import import VocabSource
 
 
 def interactive(session: Session, prompt: PromptSession) -> int:
@@ -56,13 +59,13 @@ def piped(session: Session, lines: IO[str]) -> int:
     return 0
 
 
-def main(args: argparse.Namespace) -> int:
-    """`textgen repl`: load the model, print the banner, run the loop that suits stdin and stdout."""
+def main(args: argparse.Namespace, ckpt: Checkpoint, vocab: VocabSource) -> int:
+    """`textgen repl` on `ckpt` (opened by the subcommand, with `vocab` for Keras files given to /load): print the
+    banner, run the loop that suits stdin and stdout."""
     interactive_tty = sys.stdin.isatty() and sys.stdout.isatty()
     colour = sys.stdout.isatty() and not args.no_color and not os.environ.get("NO_COLOR")
     console = make_console(color=colour)
     settings = SamplingSettings(temperature=args.temp, top_k=args.top_k, top_p=args.top_p)
-    ckpt = open_model(args)
     run_window(ckpt.meta, args.window)  # `--window on` for a model without one: refused here, before the session
     keys = None
     if interactive_tty:
@@ -77,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
         keys=keys,
         dispatch=REGISTRY.dispatch,
-        vocab=vocab_source(args),
+        vocab=vocab,
         windowed=args.window,
     )
     session.banner()

@@ -52,10 +52,12 @@ def _subparsers() -> dict[str, argparse.ArgumentParser]:
 
 
 def numeric_options() -> Iterator[tuple[str, str, argparse.Action]]:
-    """(command, option, action) for every option that converts its value (choices and plain text excluded)."""
+    """(command, option, action) for every option that converts its value (choices, plain text and on/off
+    switches excluded: test_values.py refuses those alike on the command line and in the REPL)."""
     for command, parser in _subparsers().items():
         for action in parser._actions:
-            if action.option_strings and action.type not in (None, str) and action.choices is None:
+            numeric = action.type not in (None, str) and action.choices is None and action.metavar != "on|off"
+            if action.option_strings and numeric:
                 yield command, action.option_strings[-1], action
 
 

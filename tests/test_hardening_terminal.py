@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +101,7 @@ def test_ctrl_c_during_a_real_load_keeps_the_model_and_the_prompt(repl_checkpoin
     session goes on with the old model, which still generates."""
     env = terminal_env(tmp_path)
     env["PYTHONPATH"] = injected_pythonpath(tmp_path / "inject", SLOW_LOAD)
+    shutil.copyfile(repl_checkpoint, tmp_path / "slow.safetensors")  # a real file: only its loading is slow
     child = pexpect.spawn(
         sys.executable, ["-m", "repl.cli", "repl", "-c", str(repl_checkpoint), "--len", "30"],
         env=env, cwd=str(ROOT), encoding="utf-8", dimensions=(40, 120),

@@ -66,7 +66,7 @@ def test_ctrl_c_during_compare_or_load_returns_to_a_working_prompt(repl_session,
         inp.send_text("the will\r/compare\r/load elsewhere.safetensors\r/len 9\r\x04")
         with (
             mock.patch("repl.session.sample_many", interrupted),
-            mock.patch("repl.session.checkpoint.load", interrupted),
+            mock.patch("repl.session.open_model", interrupted),
         ):
             assert interactive(session, prompt) == 0
     assert out.getvalue().count("interrupted; the session goes on") == 2

@@ -56,5 +56,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     # Imported here, not above: the REPL loads rich, prompt_toolkit and numpy, which the other commands don't need.
     from ..app import main as run_app
+    from .options import open_model, vocab_source
 
-    return run_app(args)
+    return run_app(args, open_model(args), vocab_source(args))
