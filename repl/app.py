@@ -18,10 +18,10 @@ from typing import IO
 
 from prompt_toolkit import PromptSession
 
-from textgen_core.keras_import import run_window
+from textgen_core.checkpoint import Checkpoint
+from textgen_core.keras_import import VocabSource
 from textgen_core.sampling import SamplingSettings
 
-from .cli.options import open_model, vocab_source
 from .commands import REGISTRY
 from .keys import quiet_terminal
 from .prompt import default_history, make_prompt
@@ -56,14 +56,13 @@ def piped(session: Session, lines: IO[str]) -> int:
     return 0
 
 
-def main(args: argparse.Namespace) -> int:
-    """`textgen repl`: load the model, print the banner, run the loop that suits stdin and stdout."""
+def main(args: argparse.Namespace, ckpt: Checkpoint, vocab: VocabSource) -> int:
+    """`textgen repl`: with the model `-c` opened (`ckpt`, by the command) and the vocabulary a Keras file given to
+    /load gets (`vocab`), print the banner and run the loop that suits stdin and stdout."""
     interactive_tty = sys.stdin.isatty() and sys.stdout.isatty()
     colour = sys.stdout.isatty() and not args.no_color and not os.environ.get("NO_COLOR")
     console = make_console(color=colour)
     settings = SamplingSettings(temperature=args.temp, top_k=args.top_k, top_p=args.top_p)
-    ckpt = open_model(args)
-    run_window(ckpt.meta, args.window)  # `--window on` for a model without one: refused here, before the session
     keys = None
     if interactive_tty:
         from prompt_toolkit.input import create_input
@@ -77,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
         keys=keys,
         dispatch=REGISTRY.dispatch,
-        vocab=vocab_source(args),
+        vocab=vocab,
         windowed=args.window,
     )
     session.banner()
