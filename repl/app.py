@@ -18,7 +18,8 @@ from typing import IO, TYPE_CHECKING
 
 from prompt_toolkit import PromptSession
 
-from textgen_core.keras_import import run_window
+from textgen_core.checkpoint import Checkpoint
+from textgen_core.keras_import import VocabSource
 from textgen_core.sampling import SamplingSettings
 
 from .commands import REGISTRY
@@ -60,13 +61,12 @@ def piped(session: Session, lines: IO[str]) -> int:
 
 
 def main(args: argparse.Namespace, ckpt: Checkpoint, vocab: VocabSource) -> int:
-    """`textgen repl` on `ckpt` (opened by the subcommand, with `vocab` for Keras files given to /load): print the
-    banner, run the loop that suits stdin and stdout."""
+    """`textgen repl`: with the model `-c` opened (`ckpt`, by the command) and the vocabulary a Keras file given to
+    /load gets (`vocab`), print the banner and run the loop that suits stdin and stdout."""
     interactive_tty = sys.stdin.isatty() and sys.stdout.isatty()
     colour = sys.stdout.isatty() and not args.no_color and not os.environ.get("NO_COLOR")
     console = make_console(color=colour)
     settings = SamplingSettings(temperature=args.temp, top_k=args.top_k, top_p=args.top_p)
-    run_window(ckpt.meta, args.window)  # `--window on` for a model without one: refused here, before the session
     keys = None
     if interactive_tty:
         from prompt_toolkit.input import create_input

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint
-from .checkpoint import Checkpoint, CheckpointMeta, resolve_path
+from .checkpoint import Checkpoint, CheckpointMeta
 from .config import ModelConfig
 from .corpus import SourceReader
 from .errors import TextgenError
@@ -533,12 +533,12 @@ def open_model(
     before the missing vocabulary is."""
     try:
         keras_file = arg is not None and not Path(arg).expanduser().is_dir() and is_keras_file(Path(arg).expanduser())
-    except (OSError, RuntimeError, ValueError):  # a name too long, an unknown ~user, a NUL: resolve_path says which
+    except (OSError, RuntimeError, ValueError):  # a name too long, an unknown ~user, a NUL: checkpoint.load says which
         keras_file = False
     if keras_file:
         assert arg is not None
         return keras_checkpoint(Path(arg).expanduser(), vocab, needs_vocab=needs_vocab)
-    return checkpoint.load(resolve_path(arg))
+    return checkpoint.load(arg)  # which resolves a run folder, None (the bundled model) and a missing file
 
 
 def keras_checkpoint(

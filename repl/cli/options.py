@@ -46,6 +46,7 @@ def add_window(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--window",
         type=v.flag(v.parse_window),
+        choices=(True, False),  # what the rule returns: a switch, not a number (the rule has refused anything else)
         metavar="on|off",
         help="for a model trained on fixed windows (an imported Keras model): predict each character from the "
         "last WINDOW characters from a zero state, as it was trained (on, its default), or statefully from all "
