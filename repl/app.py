@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 from prompt_toolkit import PromptSession
 
@@ -27,10 +27,6 @@ from .keys import quiet_terminal
 from .prompt import default_history, make_prompt
 from .render import make_console
 from .session import Session
-
-if TYPE_CHECKING:
-    from textgen_core.checkpoint import Checkpoint
-    from textgen_core.keras_import import VocabSource
 
 
 def interactive(session: Session, prompt: PromptSession) -> int:
