@@ -147,3 +147,42 @@ class RichReporter(Reporter):
         self.console.print(f"{verb} at step {run.step} ({best}); model: {run.out / 'model.safetensors'}")
         if reason == "interrupted":
             self.console.print(f"continue with the same command plus --resume (state saved in {run.out})")
+
+
+class ScoreBar:
+    """A transient progress bar for `textgen eval`, as a `generate.Progress` callback.
+
+    It shows only on a terminal, and only once scoring has run for `delay` seconds: a short text is scored before
+    a bar could say anything, and a bar that flashes for a moment is noise. Use it as a context manager so that
+    the bar is removed however scoring ends."""
+
+    def __init__(self, console: Console, what: str, delay: float = 1.0):
+        self.console = console
+        self.what = what
+        self.delay = delay
+        self._start = time.monotonic()
+        self._bar: Progress | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            if not self.console.is_terminal or time.monotonic() - self._start < self.delay:
+                return
+            self._bar = Progress(
+                TextColumn(self.what),
+                BarColumn(bar_width=32),
+                TextColumn("{task.completed:,} / {task.total:,} chars"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self._bar.add_task(self.what, total=total)
+            self._bar.start()
+        self._bar.update(self._bar.task_ids[0], completed=done)
+
+    def __enter__(self) -> ScoreBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

@@ -29,7 +29,7 @@ from textgen_core.generate import Generator, Token, sample_many, score
 from textgen_core.sampling import SamplingSettings
 from textgen_core.vocab import describe_unknown
 
-from .describe import summary, table
+from .describe import info_renderables, summary
 from .keys import KeyPoller
 from .render import StreamWriter, colour_tokens, legend, prob_style, stats_line, styled
 from .safe import flat, shown, shown_char
@@ -302,8 +302,9 @@ class Session:
         self.console.print(table)
 
     def info(self) -> None:
-        """Exactly what `textgen info` prints for this checkpoint (one implementation)."""
-        self.console.print(Text(table(describe(self.loaded.checkpoint))), soft_wrap=True)
+        """Exactly what `textgen info` prints for this checkpoint, learning curve included (one implementation)."""
+        for part in info_renderables(describe(self.loaded.checkpoint), self.console.width):
+            self.console.print(part, soft_wrap=True)
 
     def load(self, path: str) -> None:
         """Switch checkpoints; any failure (or Ctrl-C) keeps the current model."""

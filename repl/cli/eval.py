@@ -5,11 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
+from typing import TYPE_CHECKING
 
 from textgen_core.config import DEFAULT_VAL_FRACTION
 
 from .. import values as v
 from .options import add_checkpoint
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from textgen_core.generate import ScoreResult
 
 NAME = "eval"
 SUMMARY = "bits per character of a model over text files (characters it does not know are counted, not scored)"
@@ -35,17 +42,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--encoding", default="utf-8", metavar="E", help="text encoding of the files (default utf-8)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        help="score in one sequential pass; by default a long text is scored in parallel streams, several times "
+        "faster and within 0.002 bits/char of it (docs/benchmarks.md)",
+    )
+    p.add_argument(
+        "--jsonl",
+        metavar="FILE",
+        help="also write one JSON object per scored character (char, index, prob, bits) to FILE, or to stdout "
+        "with - (the summary then goes to stderr)",
+    )
     p.set_defaults(func=main)
 
 
-def evaluate(args: argparse.Namespace) -> dict:
+def evaluate(args: argparse.Namespace) -> tuple[dict, ScoreResult]:
     """Score the files as training would see them: decoded and checked by `corpus.read_text`, concatenated,
-    lower-cased for a lower-case model, then (for ``--split val``) cut like `Corpus.split`."""
+    lower-cased for a lower-case model, then (for ``--split val``) cut like `Corpus.split`. Returns the report
+    and the per-character result behind it."""
+    from rich.console import Console
+
     from textgen_core import checkpoint
     from textgen_core.corpus import read_text, val_start
     from textgen_core.errors import TextgenError
     from textgen_core.generate import score
     from textgen_core.inference import NumpyLSTM
+
+    from ..progress import ScoreBar
 
     ckpt = checkpoint.load(args.checkpoint)
     text = "".join(read_text(f, args.encoding) for f in args.files)
@@ -53,12 +77,14 @@ def evaluate(args: argparse.Namespace) -> dict:
         text = text.lower()  # before the split, as training lower-cases before splitting
     if args.split == "val":
         text = text[val_start(len(text), args.val_fraction) :]
-    result = score(NumpyLSTM.from_checkpoint(ckpt), ckpt.vocab, text)
+    model = NumpyLSTM.from_checkpoint(ckpt)
+    with ScoreBar(Console(stderr=True), "scoring" if args.exact else "scoring (parallel streams)") as bar:
+        result = score(model, ckpt.vocab, text, exact=args.exact, progress=bar)
     if result.chars == 0:
         what = "the validation split" if args.split == "val" else "the text"
         why = "is empty" if not text else "has no character the model knows"
         raise TextgenError(f"{', '.join(args.files)}: {what} {why}; nothing to score")
-    return {
+    report = {
         "bpc": result.bpc,
         "nats_per_char": result.bpc * math.log(2),
         "chars": result.chars,
@@ -69,24 +95,44 @@ def evaluate(args: argparse.Namespace) -> dict:
         "val_fraction": args.val_fraction if args.split == "val" else None,
         "files": list(args.files),
         "checkpoint": str(ckpt.path),
+        "exact": args.exact,
     }
+    return report, result
 
 
 def main(args: argparse.Namespace) -> int:
+    from textgen_core.atomic import atomic_write
+    from textgen_core.errors import TextgenError
     from textgen_core.vocab import describe_unknown
 
-    report = evaluate(args)
+    to_stdout = args.jsonl == "-"
+    if to_stdout and args.json:
+        raise TextgenError("--json and --jsonl - would both write to stdout; give --jsonl a file name")
+    report, result = evaluate(args)
+    if to_stdout:
+        sys.stdout.writelines(_jsonl(result))
+    elif args.jsonl:
+        # Atomic: a failed or interrupted write leaves no half file (and an older file of that name intact).
+        atomic_write(args.jsonl, lambda f: f.writelines(line.encode("utf-8") for line in _jsonl(result)))
+    out = sys.stderr if to_stdout else sys.stdout
     if args.json:
-        print(json.dumps(report, ensure_ascii=False))
+        print(json.dumps(report, ensure_ascii=False), file=out)
         return 0
     where = f"the last {args.val_fraction:.0%}" if args.split == "val" else "all"
     print(
         f"{report['bpc']:.4f} bits/char ({report['nats_per_char']:.4f} nats/char) over {report['chars']:,} "
-        f"characters ({where} of {', '.join(args.files)})"
+        f"characters ({where} of {', '.join(args.files)})",
+        file=out,
     )
     if report["unknown_chars"]:
         print(
             f"{report['unknown_chars']:,} characters outside the model's vocabulary were skipped, not scored: "
-            f"{describe_unknown(report['unknown'])}"
+            f"{describe_unknown(report['unknown'])}",
+            file=out,
         )
     return 0
+
+
+def _jsonl(result: ScoreResult) -> Iterator[str]:
+    """The `--jsonl` lines, one per scored character (the records `ScoreResult.records` builds)."""
+    return (json.dumps(r, ensure_ascii=False) + "\n" for r in result.records())

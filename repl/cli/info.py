@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 
-from ..describe import table
+from ..describe import info_renderables
 from ..safe import json_visible
 from .options import add_checkpoint
 
@@ -26,6 +28,13 @@ def main(args: argparse.Namespace) -> int:
     from textgen_core import checkpoint
     from textgen_core.describe import describe
 
+    from ..render import make_console
+
     info = describe(checkpoint.load(args.checkpoint))
-    print(json_visible(json.dumps(info, ensure_ascii=False)) if args.json else table(info))
+    if args.json:
+        print(json_visible(json.dumps(info, ensure_ascii=False)))
+        return 0
+    console = make_console(color=sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    for part in info_renderables(info, console.width):
+        console.print(part, soft_wrap=True)
     return 0
