@@ -75,6 +75,8 @@ class Session:
         self.length = length
         self.seed = seed
         self.carry = False
+        #: Switch by itself to a new best that the run writes into the loaded checkpoint's file (`repl.follow`).
+        self.follow = False
         self.running = True
         self.dispatch = dispatch
         self.keys = KeyPoller(keys) if keys is not None else None
@@ -86,6 +88,10 @@ class Session:
         self._use(ckpt)
 
     # ---- state ------------------------------------------------------------------------------------------------
+
+    def use(self, ckpt: checkpoint.Checkpoint) -> None:
+        """Switch to a checkpoint already loaded (the run being followed wrote a new best); settings stay."""
+        self._use(ckpt)
 
     def _use(self, ckpt: checkpoint.Checkpoint) -> None:
         self.loaded = Loaded(ckpt, Generator.from_checkpoint(ckpt, settings=self._settings, seed=self.seed))
@@ -158,7 +164,7 @@ class Session:
         return (
             f" T {s.temperature:g} │ len {self.length:,} │ top-k {fmt_opt(s.top_k)} │ top-p {fmt_opt(s.top_p)} │ "
             f"seed {fmt_opt(self.seed)} │ colour {self.color} │ continue {'on' if self.carry else 'off'} │ "
-            f"model {self.name} "
+            f"model {self.name} @ step {self.loaded.checkpoint.meta.step:,}{' (following)' if self.follow else ''} "
         )
 
     def pinned_toolbar(self) -> contextlib.AbstractContextManager[None]:

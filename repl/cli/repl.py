@@ -43,6 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seed", type=v.flag(v.parse_seed), metavar="N", help="random seed: reproducible runs (default off)"
     )
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="when the run writing CKPT saves a new best model, switch to it between turns (default: only say so)",
+    )
     p.add_argument("--no-color", action="store_true", help="plain text, no escape codes (also NO_COLOR=1)")
     p.add_argument(
         "--history",
