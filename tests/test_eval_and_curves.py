@@ -55,7 +55,7 @@ def test_jsonl_to_stdout_keeps_the_summary_on_stderr(gen_checkpoint: Path, text_
     [
         (["--json", "--jsonl", "-"], "give --jsonl a file name"),
         (["--jsonl", "{tmp}"], "is a folder"),
-        (["--jsonl", "{tmp}/no/such/folder/x.jsonl"], "could not write"),
+        (["--jsonl", "{tmp}/no/such/folder/x.jsonl"], "does not exist"),
         (["--exact=yes"], "--exact"),
     ],
 )

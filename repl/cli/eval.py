@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textgen_core.config import DEFAULT_VAL_FRACTION
@@ -108,6 +109,12 @@ def main(args: argparse.Namespace) -> int:
     to_stdout = args.jsonl == "-"
     if to_stdout and args.json:
         raise TextgenError("--json and --jsonl - would both write to stdout; give --jsonl a file name")
+    if args.jsonl and not to_stdout:  # refused before scoring, which may take minutes, not after
+        target = Path(args.jsonl)
+        if target.is_dir():
+            raise TextgenError(f"--jsonl {args.jsonl}: is a folder; give a file name")
+        if not target.parent.is_dir():
+            raise TextgenError(f"--jsonl {args.jsonl}: folder {target.parent} does not exist; create it first")
     report, result = evaluate(args)
     if to_stdout:
         sys.stdout.writelines(_jsonl(result))
