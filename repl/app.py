@@ -17,23 +17,28 @@ from pathlib import Path
 from typing import IO
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.application import get_app
 
 from textgen_core.checkpoint import Checkpoint
 from textgen_core.keras_import import VocabSource
 from textgen_core.sampling import SamplingSettings
 
 from .commands import REGISTRY
+from .follow import Follower
 from .keys import quiet_terminal
 from .prompt import default_history, make_prompt
 from .render import make_console
 from .session import Session
 
 
-def interactive(session: Session, prompt: PromptSession) -> int:
-    """Read lines from a prompt until /quit or Ctrl-D. Ctrl-C never ends the session."""
+def interactive(session: Session, prompt: PromptSession, follower: Follower | None = None) -> int:
+    """Read lines from a prompt until /quit or Ctrl-D. Ctrl-C never ends the session. While the prompt waits,
+    `follower` (by default one for `session`) watches the loaded checkpoint's file and reports above the prompt."""
+    follower = follower or Follower(session)
     while session.running:
         try:
-            line = prompt.prompt()
+            follower.check()  # what the run wrote during the last turn
+            line = prompt.prompt(pre_run=lambda: get_app().create_background_task(follower.watch()))
         except KeyboardInterrupt:
             session.note("(Ctrl-C clears the line and stops a run; to leave, type /quit or press Ctrl-D)")
             continue
@@ -47,9 +52,12 @@ def interactive(session: Session, prompt: PromptSession) -> int:
     return 0
 
 
-def piped(session: Session, lines: IO[str]) -> int:
-    """Read plain lines (no prompt, no line editing) until /quit or end of input."""
+def piped(session: Session, lines: IO[str], follower: Follower | None = None) -> int:
+    """Read plain lines (no prompt, no line editing) until /quit or end of input; `follower` looks for a new
+    checkpoint before each line."""
+    follower = follower or Follower(session)
     for line in lines:
+        follower.check()
         session.submit(line.rstrip("\r\n"))
         if not session.running:
             break
@@ -79,12 +87,14 @@ def main(args: argparse.Namespace, ckpt: Checkpoint, vocab: VocabSource) -> int:
         vocab=vocab,
         windowed=args.window,
     )
+    session.follow = args.follow
     session.banner()
+    follower = Follower(session)
     if keys is None:
-        return piped(session, sys.stdin)
+        return piped(session, sys.stdin, follower)
     history = Path(args.history).expanduser() if args.history else default_history()
     # A program that a script starts in the background (`cmd &`) inherits SIGINT ignored, and so does what it
     # starts; Ctrl-C must still stop /compare or /load here.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     with quiet_terminal(sys.stdin.fileno()):
-        return interactive(session, make_prompt(session, history, input=keys))
+        return interactive(session, make_prompt(session, history, input=keys), follower)

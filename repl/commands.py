@@ -260,6 +260,17 @@ def _load(s: Session, arg: str) -> None:
     s.load(arg)
 
 
+def _follow(s: Session, arg: str) -> None:
+    if arg:
+        s.follow = parse_switch(arg)
+    s.show(
+        "follow",
+        "on: a new best model the run writes is switched to between turns"
+        if s.follow
+        else "off: a new best model the run writes is announced; /load switches",
+    )
+
+
 def _reset(s: Session, arg: str) -> None:
     s.reset()
 
@@ -417,6 +428,13 @@ _COMMANDS = [
         "[on|off]",
         "Show or set how a model trained on fixed windows predicts: from its last window (on) or statefully (off).",
         _window,
+        choices=("on", "off"),
+    ),
+    Command(
+        "follow",
+        "[on|off]",
+        "Show or set whether a new best model that the training run writes is loaded by itself between turns.",
+        _follow,
         choices=("on", "off"),
     ),
     Command("reset", "", "Forget the model's state and the last output (settings stay).", _reset),

@@ -5,6 +5,10 @@ controls or extra lines."""
 
 from __future__ import annotations
 
+import itertools
+
+from rich.text import Text
+
 from textgen_core.config import ModelConfig
 
 from .safe import flat
@@ -41,7 +45,7 @@ def table(info: dict) -> str:
         rows.append(
             ("window", f"{w} characters: each predicted from the last {w}, from a zero state (off: statefully)")
         )
-    rows += [("val bpc", val), ("trained with", info["command"] or "—")]
+    rows += [("val bpc", val), ("trained with", info["command"] or "—"), ("metrics", _metrics(info["curve"]))]
     if info["init"] is not None:
         init = info["init"]
         parent = [f"step {init['step']:,}" if init["step"] is not None else None]
@@ -80,3 +84,79 @@ def _after_parent(init: dict | None) -> str:
     if init is None or init["step"] is None:
         return ""
     return f" after the {init['step']:,} of the checkpoint it started from"
+
+
+def _metrics(curve: dict | None) -> str:
+    if curve is None:
+        return "none (no metrics.jsonl: a learning curve needs the run folder, not only its checkpoint file)"
+    return (
+        f"{curve['evaluations']:,} evaluations, best val {curve['best_val_bpc']:.3f} at step {curve['best_step']:,}"
+        " (learning curve below)"
+    )
+
+
+#: The chart's marks: validation (the curve that decides the best), training, and the best evaluation.
+VAL_MARK, TRAIN_MARK, BEST_MARK = ("●", "cyan"), ("·", "magenta"), ("★", "bold green")
+
+
+def curve_chart(curve: dict, width: int, height: int = 12) -> Text:
+    """Train and validation bits/char by step as a character chart `width` cells wide: a y axis in bits/char,
+    the steps along x, consecutive evaluations joined column by column, and the best validation starred.
+
+    Drawn with rich's `Text` alone, so that it needs no plotting library and renders the same on a terminal,
+    in a pipe (no colour) and in an SVG."""
+    steps, val = curve["steps"], curve["val_bpc"]
+    train = curve["train_bpc"]
+    values = [x for x in (*val, *train) if x is not None]
+    lo, hi = min(values), max(values)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.05, hi + 0.05
+    label_w = max(len(f"{hi:.2f}"), len(f"{lo:.2f}")) + 2
+    cols = max(10, width - label_w - 1)
+    first, last = steps[0], steps[-1]
+
+    def col(step: int) -> int:
+        return 0 if last == first else round((step - first) / (last - first) * (cols - 1))
+
+    def row(value: float) -> int:
+        return round((hi - value) / (hi - lo) * (height - 1))
+
+    grid: list[list[tuple[str, str] | None]] = [[None] * cols for _ in range(height)]
+    for series, mark in ((train, TRAIN_MARK), (val, VAL_MARK)):  # validation drawn last: it wins a shared cell
+        points = [(col(s), x) for s, x in zip(steps, series, strict=True) if x is not None]
+        for (c0, y0), (c1, y1) in itertools.pairwise(points):
+            for c in range(c0, c1 + 1):  # the segment sampled once per column between two evaluations
+                grid[row(y0 + (y1 - y0) * (c - c0) / max(1, c1 - c0))][c] = mark
+        for c, y in points:  # the evaluations themselves (a run with one has no segment)
+            grid[row(y)][c] = mark
+    grid[row(curve["best_val_bpc"])][col(curve["best_step"])] = BEST_MARK
+
+    out = Text()
+    ticks = {0: hi, (height - 1) // 2: (hi + lo) / 2, height - 1: lo}
+    for r, cells in enumerate(grid):
+        label = f"{ticks[r]:.2f}" if r in ticks else ""
+        out.append(f"{label:>{label_w - 2}} {'┤' if r in ticks else '│'}", style="dim")
+        for cell in cells:
+            out.append(" ") if cell is None else out.append(*cell)
+        out.append("\n")
+    out.append(" " * (label_w - 1) + "└" + "─" * cols + "\n", style="dim")
+    left, right = f"step {first:,}", f"{last:,}"
+    out.append(" " * label_w + left + right.rjust(max(1, cols - len(left))) + "\n", style="dim")
+    out.append(" " * label_w)
+    out.append(VAL_MARK[0] + " val", style=VAL_MARK[1])
+    out.append("  ")
+    out.append(TRAIN_MARK[0] + " train", style=TRAIN_MARK[1])
+    out.append("  ")
+    best = f"{BEST_MARK[0]} best val {curve['best_val_bpc']:.3f} at step {curve['best_step']:,}"
+    out.append(best, style=BEST_MARK[1])
+    n = curve["evaluations"]
+    out.append(f"  ({n:,} evaluation{'s' if n != 1 else ''} plotted, bits/char by step)", style="dim")
+    return out
+
+
+def info_renderables(info: dict, width: int) -> list[Text]:
+    """What `textgen info` and /info print: the table, then the learning curve when the run has one."""
+    parts = [Text(table(info))]
+    if info["curve"] is not None:
+        parts.append(curve_chart(info["curve"], width))
+    return parts

@@ -33,7 +33,7 @@ from textgen_core.sampling import SamplingSettings
 from textgen_core.steer import Branch, BranchTree, Fork, Stepper, rebuild, rng_snapshot
 from textgen_core.vocab import describe_unknown
 
-from .describe import summary, table
+from .describe import info_renderables, summary
 from .keys import KeyPoller
 from .render import StreamWriter, cell_legend, cell_style, colour_tokens, legend, prob_style, stats_line, styled
 from .safe import flat, shown, shown_char
@@ -91,6 +91,8 @@ class Session:
         self.length = length
         self.seed = seed
         self.carry = False
+        #: Switch by itself to a new best that the run writes into the loaded checkpoint's file (`repl.follow`).
+        self.follow = False
         self.running = True
         self.dispatch = dispatch
         self.keys = KeyPoller(keys) if keys is not None else None
@@ -119,6 +121,10 @@ class Session:
         self._use(ckpt)
 
     # ---- state ------------------------------------------------------------------------------------------------
+
+    def use(self, ckpt: checkpoint.Checkpoint) -> None:
+        """Switch to a checkpoint already loaded (the run being followed wrote a new best); settings stay."""
+        self._use(ckpt)
 
     def _use(self, ckpt: checkpoint.Checkpoint) -> None:
         # The preference applies to models that have a window; any other runs statefully, whatever it says.
@@ -204,7 +210,8 @@ class Session:
         return self._priming_note + (
             f" T {s.temperature:g} │ len {self.length:,} │ top-k {fmt_opt(s.top_k)} │ top-p {fmt_opt(s.top_p)} │ "
             f"seed {fmt_opt(self.seed)} │ colour {self.colour_name} │ continue {'on' if self.carry else 'off'} │ "
-            f"{self._window_part()}model {self.name} "
+            f"{self._window_part()}model {self.name} @ step {self.loaded.checkpoint.meta.step:,}"
+            f"{' (following)' if self.follow else ''} "
         )
 
     def _priming(self, done: int, total: int) -> None:
@@ -596,8 +603,9 @@ class Session:
         self.console.print(table)
 
     def info(self) -> None:
-        """Exactly what `textgen info` prints for this checkpoint (one implementation)."""
-        self.console.print(Text(table(describe(self.loaded.checkpoint))), soft_wrap=True)
+        """Exactly what `textgen info` prints for this checkpoint, learning curve included (one implementation)."""
+        for part in info_renderables(describe(self.loaded.checkpoint), self.console.width):
+            self.console.print(part, soft_wrap=True)
 
     def load(self, path: str) -> None:
         """Switch checkpoints (or to a Keras file, with the session's vocabulary); any failure (or Ctrl-C) keeps the

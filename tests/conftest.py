@@ -250,12 +250,14 @@ def terminal_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def spawn_repl(ckpt: Path, tmp_path: Path, *, length: int = 40, rows: int = 40, cols: int = 120, **kw) -> pexpect.spawn:
-    """The real `textgen repl -c CKPT --len LENGTH` in a pseudo-terminal of `rows` × `cols` (extra keywords go to
-    pexpect.spawn)."""
+def spawn_repl(
+    ckpt: Path, tmp_path: Path, *, length: int = 40, rows: int = 40, cols: int = 120, args: tuple[str, ...] = (), **kw
+) -> pexpect.spawn:
+    """The real `textgen repl -c CKPT --len LENGTH [ARGS]` in a pseudo-terminal of `rows` × `cols` (extra keywords
+    go to pexpect.spawn)."""
     return pexpect.spawn(
         sys.executable,
-        ["-m", "repl.cli", "repl", "-c", str(ckpt), "--len", str(length)],
+        ["-m", "repl.cli", "repl", "-c", str(ckpt), "--len", str(length), *args],
         env=terminal_env(tmp_path),
         cwd=str(ROOT),
         encoding="utf-8",

@@ -81,7 +81,7 @@ def test_import_then_info_and_eval_jsonl_give_keras_probabilities(book, tmp_path
     table = run_cli("info", "-c", str(out)).stdout
     assert f"from book.keras (Keras {keras.__version__}, .keras)" in table and f"window  {WINDOW} characters" in table
 
-    records = _jsonl(run_cli("eval", "-c", str(out), corpus, "--jsonl"))
+    records = _jsonl(run_cli("eval", "-c", str(out), corpus, "--jsonl", "-"))
     ids = book["vocab"].encode(TEXT.lower()).ids
     assert [r["index"] for r in records] == list(range(len(ids)))
     assert "".join(r["char"] for r in records) == TEXT.lower()  # lower-cased, as the model was trained
@@ -92,7 +92,7 @@ def test_import_then_info_and_eval_jsonl_give_keras_probabilities(book, tmp_path
 
     # --window off: the same model statefully; the first WINDOW positions see the same context either way.
     stateful = np.array(
-        [r["prob"] for r in _jsonl(run_cli("eval", "-c", str(out), corpus, "--jsonl", "--window", "off"))]
+        [r["prob"] for r in _jsonl(run_cli("eval", "-c", str(out), corpus, "--jsonl", "-", "--window", "off"))]
     )
     assert np.allclose(stateful[:WINDOW], ours[:WINDOW], atol=1e-6)
     assert not np.allclose(stateful[WINDOW:], ours[WINDOW:], atol=1e-3)

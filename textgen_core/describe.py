@@ -4,14 +4,17 @@ view of a checkpoint agrees."""
 
 from __future__ import annotations
 
-from .checkpoint import Checkpoint
-from .training.runfolder import run_step
+from .checkpoint import WEIGHTS_NAME, Checkpoint
+from .training.runfolder import read_metrics, run_step
 
 
 def describe(c: Checkpoint) -> dict:
     """The facts about `c`, as a dict that JSON can hold. `step` is the run's progress (from its resume state
-    when the checkpoint sits in a run folder); `best_step` is the step whose weights the checkpoint holds."""
+    when the checkpoint sits in a run folder); `best_step` is the step whose weights the checkpoint holds.
+    `curve` is the run's learning curve from its metrics log (`LearningCurve.to_dict`), None for a checkpoint
+    outside a run folder."""
     m = c.meta
+    curve = read_metrics(c.path.parent) if c.path.name == WEIGHTS_NAME else None
     return {
         "path": str(c.path),
         "name": c.name,
@@ -29,6 +32,7 @@ def describe(c: Checkpoint) -> dict:
         "init": started_from(m.extra.get("init")),
         "window": m.window,
         "origin": imported_from(m.origin),
+        "curve": None if curve is None else curve.to_dict(),
     }
 
 

@@ -70,15 +70,22 @@ class Token:
         """This character as one JSON object, the record that `textgen sample --jsonl` and the REPL's JSONL
         transcript both write: what was drawn, both probabilities, the entropy, the temperature it was drawn at
         (it may change mid-run), then `context` (which sample, which turn)."""
-        return {
-            "char": self.char,
-            "index": self.index,
-            "prob": self.prob,
-            "sampled_prob": self.sampled_prob,
-            "entropy": self.entropy,
-            "temperature": temperature,
+        return char_record(
+            self.char,
+            self.index,
+            self.prob,
+            sampled_prob=self.sampled_prob,
+            entropy=self.entropy,
+            temperature=temperature,
             **context,
-        }
+        )
+
+
+def char_record(char: str, index: int, prob: float, **fields: object) -> dict[str, object]:
+    """One character as a JSON object: the fields every per-character record starts with, so that a script reads
+    `textgen sample --jsonl`, the REPL's transcript and `textgen eval --jsonl` with the same field names; `fields`
+    adds what each one knows besides (the sampling's probability, the scored character's bits)."""
+    return {"char": char, "index": index, "prob": prob, **fields}
 
 
 @dataclass(frozen=True)
@@ -105,14 +112,21 @@ class ScoreResult:
     """The model's probability of each character of a text given everything before it.
 
     `text` is what was scored (lower-cased for a lower-case model, unknown characters removed), `probs` its
-    per-character probabilities, `total_bits` the sum of −log2 p (computed from log-probabilities, so it stays
-    finite where a probability underflows), `unknown` the characters skipped.
+    per-character probabilities, `bits` each character's −log2 p (from log-probabilities, so it stays finite
+    where a probability underflows), `total_bits` their sum, `unknown` the characters skipped.
     """
 
     text: str
     probs: np.ndarray
+    bits: np.ndarray
     total_bits: float
     unknown: dict[str, int] = field(default_factory=dict)
+
+    def records(self) -> Iterator[dict[str, object]]:
+        """One JSON-ready record per scored character (`char_record` plus its `bits`): `index` is the position in
+        `text`, and the records' bits add up to `total_bits` (up to float summation order)."""
+        for i, (char, prob, bits) in enumerate(zip(self.text, self.probs.tolist(), self.bits.tolist(), strict=True)):
+            yield char_record(char, i, prob, bits=bits)
 
     @property
     def chars(self) -> int:
@@ -511,4 +525,5 @@ def score(
         logp = _score_sequential(model, inputs, targets, progress)
     else:
         logp = _score_parallel(model, inputs, targets, streams, SCORE_BURN_IN, progress)
-    return ScoreResult(vocab.decode(targets), np.exp(logp), float(-logp.sum() / LN2), enc.unknown)
+    bits = -logp / LN2
+    return ScoreResult(vocab.decode(targets), np.exp(logp), bits, float(bits.sum()), enc.unknown)

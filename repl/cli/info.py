@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 
-from ..describe import table
+from ..describe import info_renderables
 from ..safe import json_visible
 from .options import add_checkpoint, open_model
 
@@ -25,6 +27,13 @@ def main(args: argparse.Namespace) -> int:
     # Imported when the command runs: loading a checkpoint needs numpy, which registering the flags does not.
     from textgen_core.describe import describe
 
+    from ..render import make_console
+
     info = describe(open_model(args))
-    print(json_visible(json.dumps(info, ensure_ascii=False)) if args.json else table(info))
+    if args.json:
+        print(json_visible(json.dumps(info, ensure_ascii=False)))
+        return 0
+    console = make_console(color=sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    for part in info_renderables(info, console.width):
+        console.print(part, soft_wrap=True)
     return 0

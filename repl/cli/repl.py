@@ -44,6 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--seed", type=v.flag(v.parse_seed), metavar="N", help="random seed: reproducible runs (default off)"
     )
     add_window(p)
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="when the run writing CKPT saves a new best model, switch to it between turns (default: only say so)",
+    )
     p.add_argument("--no-color", action="store_true", help="plain text, no escape codes (also NO_COLOR=1)")
     p.add_argument(
         "--history",

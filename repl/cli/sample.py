@@ -148,7 +148,7 @@ def main(args: argparse.Namespace) -> int:
     from textgen_core.sampling import SamplingSettings
     from textgen_core.vocab import describe_unknown
 
-    from ..priming import PrimingBar
+    from ..bars import CharsBar
 
     prompt = read_text(args.prompt_file) if args.prompt_file else args.prompt
     temps = [0.0] if args.greedy else v.check_temperatures(tuple(args.temp or [DEFAULT_TEMP]))
@@ -168,7 +168,7 @@ def main(args: argparse.Namespace) -> int:
     out = _Output(sys.stdout, settings, prompt, args.jsonl)
     held: list[list[str]] = [[out.header(i)] for i in range(1, len(settings))]
     rng = np.random.default_rng(args.seed)
-    with PrimingBar(Console(stderr=True, highlight=False)) as bar:
+    with CharsBar(Console(stderr=True, highlight=False), "priming the seed", note=" · Ctrl-C stops") as bar:
         steps = sample_many(model, ckpt.vocab, prompt, settings, args.len, rng, lowercase, progress=bar, window=win)
         try:
             first = next(steps)  # the seed is fed here: its bar, if any, is gone before any output

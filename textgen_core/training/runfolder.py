@@ -13,7 +13,9 @@ No torch here: `textgen info` reads a run's progress through `run_step` without 
 from __future__ import annotations
 
 import json
+import math
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +96,60 @@ def append_metrics(out: Path, record: dict) -> None:
             f"{out / METRICS_NAME}: could not write ({e.strerror or e}); the checkpoints are intact; "
             "free space and --resume"
         ) from None
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    """A run's evaluations from its metrics log: bits/char by step, and the best validation.
+
+    `train_bpc[i]` is None where an evaluation had no training loss to report (the first one of a run)."""
+
+    steps: list[int]
+    train_bpc: list[float | None]
+    val_bpc: list[float]
+    best_step: int
+    best_val_bpc: float
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.steps)
+
+    def to_dict(self) -> dict:
+        return {"evaluations": self.evaluations, **asdict(self)}
+
+
+def read_metrics(folder: str | os.PathLike) -> LearningCurve | None:
+    """The learning curve of the run in `folder`, or None when it has no metrics log or no evaluation in it.
+
+    The log is read as a training run may be writing it: a line that does not parse (the one being written, or
+    damage) is skipped. A resumed run that went back to an earlier state evaluates its steps again: a step at or
+    before one already read replaces the records from that step on, so the curve is the run's history as it
+    stands. The best is the lowest validation bits/char (the earliest, on a tie), the one `model.safetensors` holds.
+    """
+    try:
+        lines = (Path(folder) / METRICS_NAME).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    points: list[tuple[int, float | None, float]] = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+            step, val, train = record["step"], float(record["val_bpc"]), record.get("train_bpc")
+            train = None if train is None else float(train)
+        except (ValueError, TypeError, KeyError):
+            continue
+        if type(step) is not int or not math.isfinite(val) or (train is not None and not math.isfinite(train)):
+            continue
+        while points and points[-1][0] >= step:
+            points.pop()
+        points.append((step, train, val))
+    if not points:
+        return None
+    best = min(range(len(points)), key=lambda i: points[i][2])
+    return LearningCurve(
+        steps=[p[0] for p in points],
+        train_bpc=[p[1] for p in points],
+        val_bpc=[p[2] for p in points],
+        best_step=points[best][0],
+        best_val_bpc=points[best][2],
+    )
