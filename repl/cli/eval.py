@@ -47,8 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--exact",
         action="store_true",
-        help="score in one sequential pass; by default a long text is scored in parallel streams, several times "
-        "faster and within 0.002 bits/char of it (docs/benchmarks.md)",
+        help="score in one sequential pass; by default a long text is scored in parallel streams, faster "
+        "and within 0.002 bits/char of it (docs/benchmarks.md)",
     )
     p.add_argument(
         "--jsonl",
