@@ -506,12 +506,12 @@ def score(
     """The model's probability of each character of `text` given all before it (the first given the start
     character), and the bits per character. Unknown characters are removed from the input and reported.
 
-    A text long enough to fill `SCORE_STREAMS` parts of at least `SCORE_BURN_IN` characters is scored in parallel
-    streams (see `_score_parallel`): faster (docs/benchmarks.md measures how much), and within a measured tolerance
-    of the sequential result rather than equal to it. `exact` forces the sequential pass, which every shorter text
-    takes anyway. With `window`, each character is predicted from the `window` characters before it (the start
-    character counts as one), from a zero state: as the Keras book's model predicts. `progress(done, total)` is
-    called as characters are scored.
+    A text of at least four burn-ins (`SCORE_BURN_IN`) is scored in up to `SCORE_STREAMS` parallel streams, each
+    part at least twice the burn-in (see `_score_parallel`): faster (docs/benchmarks.md measures how much), and
+    within a measured tolerance of the sequential result rather than equal to it. `exact` forces the sequential
+    pass, which every shorter text takes anyway. With `window`, each character is predicted from the `window`
+    characters before it (the start character counts as one), from a zero state: as the Keras book's model predicts.
+    `progress(done, total)` is called as characters are scored.
 
     This is the one implementation behind `textgen eval` and the REPL's /score.
     """
