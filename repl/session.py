@@ -391,9 +391,12 @@ class Session:
         context = encode_seed(gen.model, gen.vocab, self.last_seed, gen.lowercase).text
         drawn = iter(zip(variants, blocks, strict=True))
         current = self.tree.current
+        # The seed is fed once for all the beam columns: each search starts from a copy of that state.
+        seed_state = self._seed_state() if any(isinstance(c, Beam) for c in columns) else None
         for column in columns:
             if isinstance(column, Beam):
-                result = BeamSearch(gen.model, gen.vocab, self._seed_state(), column.width, self.length).run()
+                assert seed_state is not None
+                result = BeamSearch(gen.model, gen.vocab, seed_state, column.width, self.length).run()
                 block, settings, label = result.tokens, None, column.label
             else:
                 settings, block = next(drawn)
