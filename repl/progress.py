@@ -72,6 +72,9 @@ class RichReporter(Reporter):
             )
             self.progress.start()
 
+    def note(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)
+
     def _val_text(self) -> str:
         return "—" if self.best is None else f"{self.best:.3f} best"
 

@@ -80,6 +80,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"DropConnect on recurrent weights, AWD-LSTM style (default {defaults.DEFAULT_WEIGHT_DROP})",
     )
     model.add_argument(
+        "--size",
+        choices=("auto",),
+        help="auto: time a few candidate sizes on this machine (counted in the budget) and train the one that "
+        "learns most in --minutes (docs/sizing.md); size flags given with it narrow the choice, other flags win",
+    )
+    model.add_argument(
         "--init",
         metavar="CKPT",
         help="start from this checkpoint's weights (a .safetensors file, a run folder, or 'bundled' for the "

@@ -69,6 +69,9 @@ class TrainConfig:
     precision: str = "auto"
     #: A checkpoint (file, run folder, or "bundled") whose weights the run starts from: fine-tuning.
     init: str | None = None
+    #: "auto": the run picks its size for its --minutes budget on this machine (`sizing`); the choice is then
+    #: saved in the size fields above, so a resumed run goes on with it and never chooses again.
+    size: str | None = None
 
     #: Fields a resumed run must share with the original (the model and the data layout).
     FIXED = (

@@ -20,12 +20,11 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 
@@ -37,15 +36,18 @@ from ..sampling import LN2
 from ..vocab import Vocabulary
 from .averaging import moving_average
 from .batching import epoch_offset, ids_to_device, rank_streams, steps_per_epoch, stream_batch
+from .calibrate import StepTimer, calibrate, measure_step
 from .config import TrainConfig, check_fixed_fields, merge_resumed, with_budget
 from .distributed import World
 from .evaluation import EVAL_MAX_CHARS, evaluate_bpc, sample_texts
 from .events import EvalStats, Reporter, StepStats
 from .finetune import adopt_start, init_record, load_start, model_ids
-from .hardware import AUTOCAST_DTYPES, check_fits, use_device
+from .hardware import check_fits, use_device
 from .model import CharLSTM
 from .runfolder import RESUME_NAME, append_metrics, check_new_run, read_resume
 from .schedule import budget_fraction, lr_at, total_steps
+from .sizing import CANDIDATES, SHAPE_FIELDS, Choice, eligible
+from .step import backward
 
 #: A resume file's contents: its tensors and its metadata (`runfolder.read_resume`).
 Saved = tuple[dict[str, np.ndarray], dict]
@@ -62,9 +64,11 @@ class Trainer:
         explicit: frozenset[str] = frozenset(),
         reporter: Reporter | None = None,
         command: str | None = None,
+        step_timer: StepTimer | None = None,
     ):
         """`explicit` names the config fields the user set on the command line; on --resume, a fixed field set
-        to a different value than the run's is refused rather than silently ignored."""
+        to a different value than the run's is refused rather than silently ignored. `step_timer` replaces the
+        timing of candidate sizes for `--size auto` (tests inject timings)."""
         self.reporter = reporter or Reporter()
         self.command = command if command is not None else shlex.join(["textgen", *sys.argv[1:]])
         self.out = Path(config.out)
@@ -77,6 +81,11 @@ class Trainer:
             if saved is not None:
                 self._check_same_data(saved[1], given=config, explicit=explicit)
             train_tokens = self._prepare_data(saved, start)
+            #: What --size auto chose (None otherwise), and the seconds its timing took: counted in the budget.
+            self.size_choice: Choice | None = None
+            self.calibration_s = 0.0
+            if saved is None and self.config.size == "auto":
+                self._choose_size(train_tokens, explicit, step_timer)
             self.model_config = self.config.model_config(len(self.vocab))
             check_fits(self.model_config, self.config.batch_size, self.config.seq_len, self.device)
         self._build_model(start, saved)
@@ -86,7 +95,7 @@ class Trainer:
         self.total_steps = total_steps(self.config, self.steps_per_epoch)
         self.state = self.model.initial_state(b, self.device)
         self.step = 0
-        self.elapsed = 0.0
+        self.elapsed = self.calibration_s
         self.best_val = math.inf
         self.best_step = 0
         if saved is not None:
@@ -119,6 +128,34 @@ class Trainer:
             config = adopt_start(config, start, explicit)
         self.config = with_budget(config)
         return saved, start
+
+    def _choose_size(self, train_tokens: np.ndarray, explicit: frozenset[str], timer: StepTimer | None) -> None:
+        """--size auto: time the candidate sizes here and take the one the rule picks for the budget; every
+        setting the user gave wins over the candidate's."""
+        c = self.config
+        if c.minutes is None:
+            raise TextgenError(
+                "--size auto fits the model to a --minutes budget; give --minutes, or give the size "
+                "(--hidden-size, --num-layers) for a --steps or --epochs budget"
+            )
+        if c.init is not None:
+            raise TextgenError("--init keeps its checkpoint's size; drop --size auto")
+        if self.world.size > 1:
+            raise TextgenError(
+                "--size auto times one process; give the size (--hidden-size, --num-layers) with --nproc"
+            )
+        given = {f: getattr(c, f) for f in SHAPE_FIELDS if f in explicit}
+        candidates = eligible(given)
+        if not candidates:
+            shown = " ".join(f"--{f.replace('_', '-')} {v}" for f, v in given.items())
+            sizes = ", ".join(k.label for k in CANDIDATES)
+            raise TextgenError(f"--size auto chooses among {sizes}; none has {shown}: drop it or --size auto")
+        if timer is None:
+            timer = measure_step(c, len(self.vocab), self._model_ids(train_tokens), self.device, self.precision)
+        self.size_choice, self.calibration_s = calibrate(candidates, 60.0 * c.minutes, timer)
+        chosen = {k: v for k, v in self.size_choice.candidate.settings().items() if k not in explicit}
+        self.config = replace(c, **chosen)
+        self.reporter.note(f"{self.size_choice.line()}, timed in {self.calibration_s:.1f} s of the budget")
 
     def _load_corpus(self) -> Corpus:
         """In memory, or (for large corpora) as a map of the run's token file, which is built on first use."""
@@ -328,14 +365,9 @@ class Trainer:
         lr = lr_at(c, self.step, self.budget_fraction())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        dtype = AUTOCAST_DTYPES.get(self.precision)
-        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-            logits, state = self.net(x, self.state)
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
+        loss, state = backward(
+            self.net, self.model, self.optimizer, self.scaler, self.precision, x, y, self.state, c.clip
+        )
         # The mean over ranks: the loss of the whole world's batch, and every rank stops together if it diverged.
         value = self.world.mean(float(loss.detach()))
         if not math.isfinite(value):

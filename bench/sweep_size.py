@@ -1,0 +1,135 @@
+"""The sweep behind `--size auto`'s rule: every candidate size trained for equal time on each corpus.
+
+    python bench/sweep_size.py run [--corpora ../shared/corpora] [--out runs/sizes] [--seconds 60,240]
+                                   [--corpus nietzsche.txt,tinyshakespeare.txt] [--only 1x512,2x384]
+    python bench/sweep_size.py report [--out runs/sizes]
+
+`run` first times a training step of every candidate on this machine (`calibrate.measure_step`, the best of three;
+saved in OUT/timings.json and reused, so an interrupted sweep goes on with the same numbers), then trains each
+(corpus, candidate, level) with `textgen train … --steps N` and the candidate's own settings
+(`textgen_core/training/sizing.py`), N being the steps the candidate takes in that many seconds here. Runs already
+finished are skipped. Fixing steps rather than minutes makes each result independent of the machine's load while
+the sweep runs; the timings say which step counts are worth the same time. `report` prints, per corpus and level,
+each candidate's steps and best validation bits/char (docs/sizing.md records the output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from textgen_core.training.runfolder import read_metrics  # noqa: E402
+from textgen_core.training.sizing import CANDIDATES, Candidate  # noqa: E402
+
+DEFAULT_CORPORA = ROOT.parent / "shared" / "corpora"
+
+
+def ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",")]
+
+
+def folder(out: Path, corpus: str, cand: Candidate, steps: int) -> Path:
+    return out / Path(corpus).stem / f"{cand.num_layers}x{cand.hidden_size}-{steps}"
+
+
+def flags(cand: Candidate) -> list[str]:
+    return [x for f, v in cand.settings().items() for x in (f"--{f.replace('_', '-')}", f"{v:g}")]
+
+
+def best_val(run: Path, steps: int) -> float | None:
+    """The run's best validation bits/char, once it has evaluated at its last step."""
+    curve = read_metrics(run)
+    if curve is None or curve.steps[-1] < steps:
+        return None
+    return curve.best_val_bpc
+
+
+def timings(args: argparse.Namespace) -> dict[str, float]:
+    """Seconds per step of each candidate here, measured once per sweep folder."""
+    path = args.out / "timings.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    import torch
+
+    from textgen_core.corpus import load_corpus
+    from textgen_core.training.calibrate import measure_step
+    from textgen_core.training.config import TrainConfig
+    from textgen_core.training.hardware import pick_precision
+
+    corpus = load_corpus([str(args.corpora / args.corpus.split(",")[0])])
+    device = torch.device("cpu")
+    timer = measure_step(TrainConfig([], ""), len(corpus.vocab), corpus.tokens, device, pick_precision("auto", device))
+    result = {c.label: min(timer(c) for _ in range(3)) for c in CANDIDATES}
+    args.out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def run(args: argparse.Namespace) -> None:
+    only = set(args.only.split(",")) if args.only else None
+    seconds = timings(args)
+    print("seconds per step:", seconds, flush=True)
+    for level in args.seconds:
+        for corpus in args.corpus.split(","):
+            for cand in CANDIDATES:
+                if only and f"{cand.num_layers}x{cand.hidden_size}" not in only:
+                    continue
+                steps = max(1, round(level / seconds[cand.label]))
+                where = folder(args.out, corpus, cand, steps)
+                if best_val(where, steps) is not None:
+                    continue
+                cmd_resume = ["--resume"] if (where / "resume.safetensors").exists() else []
+                cmd = [
+                    sys.executable, "-m", "repl.cli", "train", str(args.corpora / corpus), "--out", str(where),
+                    "--steps", str(steps), "--eval-every", str(max(25, steps // 6)), "--sample-len", "0",
+                    *flags(cand), *cmd_resume,
+                ]  # fmt: skip
+                print(" ".join(cmd[2:]), flush=True)
+                subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+                print(f"  {corpus} {cand.label} {steps}: {best_val(where, steps)}", flush=True)
+
+
+def report(args: argparse.Namespace) -> None:
+    corpora = sorted(p.name for p in args.out.iterdir() if p.is_dir()) if args.out.exists() else []
+    for stem in corpora:
+        rows: dict[str, dict[int, float]] = {}
+        budgets: set[int] = set()
+        for run_dir in sorted((args.out / stem).iterdir()):
+            label, steps = run_dir.name.rsplit("-", 1)
+            value = best_val(run_dir, int(steps))
+            if value is not None:
+                rows.setdefault(label.replace("x", "×"), {})[int(steps)] = value
+                budgets.add(int(steps))
+        cols = sorted(budgets)
+        print(f"\n{stem}: best validation bits/char by steps")
+        print("| size | " + " | ".join(f"{s:,} steps" for s in cols) + " |")
+        print("| --- |" + " --- |" * len(cols))
+        for cand in CANDIDATES:
+            row = rows.get(cand.label, {})
+            cells = [f"{row[s]:.3f}" if s in row else "" for s in cols]
+            print(f"| {cand.label} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA)
+    r.add_argument("--out", type=Path, default=ROOT / "runs" / "sizes")
+    r.add_argument("--seconds", type=ints, default=[60, 240])
+    r.add_argument("--corpus", default="nietzsche.txt,tinyshakespeare.txt")
+    r.add_argument("--only", help="comma-separated sizes such as 1x512,2x384")
+    p = sub.add_parser("report")
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "sizes")
+    args = ap.parse_args()
+    run(args) if args.cmd == "run" else report(args)
+
+
+if __name__ == "__main__":
+    main()
