@@ -96,24 +96,29 @@ def run(args: argparse.Namespace) -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    corpora = sorted(p.name for p in args.out.iterdir() if p.is_dir()) if args.out.exists() else []
+    seconds = json.loads((args.out / "timings.json").read_text())
+    corpora = sorted(p.name for p in args.out.iterdir() if p.is_dir())
     for stem in corpora:
-        rows: dict[str, dict[int, float]] = {}
-        budgets: set[int] = set()
+        cells: dict[tuple[str, int], tuple[int, float]] = {}
         for run_dir in sorted((args.out / stem).iterdir()):
             label, steps = run_dir.name.rsplit("-", 1)
+            label = label.replace("x", "×")
             value = best_val(run_dir, int(steps))
             if value is not None:
-                rows.setdefault(label.replace("x", "×"), {})[int(steps)] = value
-                budgets.add(int(steps))
-        cols = sorted(budgets)
-        print(f"\n{stem}: best validation bits/char by steps")
-        print("| size | " + " | ".join(f"{s:,} steps" for s in cols) + " |")
-        print("| --- |" + " --- |" * len(cols))
+                level = round(int(steps) * seconds[label] / 10) * 10  # the level it was run for, in seconds
+                cells[label, level] = (int(steps), value)
+        levels = sorted({lv for _, lv in cells})
+        print(f"\n{stem}: best validation bits/char (steps) for the same time here")
+        print("| size | " + " | ".join(f"{lv:g} s" for lv in levels) + " |")
+        print("| --- |" + " --- |" * len(levels))
         for cand in CANDIDATES:
-            row = rows.get(cand.label, {})
-            cells = [f"{row[s]:.3f}" if s in row else "" for s in cols]
-            print(f"| {cand.label} | " + " | ".join(cells) + " |")
+            row = [cells.get((cand.label, lv)) for lv in levels]
+            text = [f"{c[1]:.3f} ({c[0]:,})" if c else "" for c in row]
+            print(f"| {cand.label} | " + " | ".join(text) + " |")
+        for lv in levels:
+            here = {k: cells[k, lv] for k in (c.label for c in CANDIDATES) if (k, lv) in cells}
+            best = min(here, key=lambda k: here[k][1])
+            print(f"{lv:g} s: best {best} at {here[best][0]:,} steps")
 
 
 def main() -> None:

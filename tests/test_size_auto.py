@@ -8,11 +8,12 @@ import time
 import pytest
 
 from tests.conftest import assert_one_line_error, run_cli
+from tests.test_train import TINY
 from textgen_core import checkpoint as ckpt
 from textgen_core.errors import TextgenError
 from textgen_core.training import TrainConfig, Trainer
 from textgen_core.training.calibrate import calibrate
-from textgen_core.training.sizing import CALIBRATION_SHARE, CANDIDATES, Candidate, choose
+from textgen_core.training.sizing import CALIBRATION_SHARE, CANDIDATES, SIZE_FIELDS, Candidate, choose
 
 #: Seconds per step on a made-up machine, and the same machine twice as fast / four times as slow.
 BASE = {c.label: 0.05 * 2**i for i, c in enumerate(CANDIDATES)}
@@ -95,16 +96,8 @@ def test_calibration_gives_up_on_larger_candidates_past_its_share_of_the_budget(
     assert spent == pytest.approx(CALIBRATION_SHARE * 100.0)
 
 
-TINY_AUTO = dict(
-    embed_dim=16,
-    batch_size=4,
-    seq_len=32,
-    eval_every=10,
-    sample_len=0,
-    device="cpu",
-    precision="fp32",
-    size="auto",
-)
+#: test_train's small settings without the ones a candidate sets.
+TINY_AUTO = {k: v for k, v in TINY.items() if k not in SIZE_FIELDS} | {"size": "auto"}
 
 
 def auto_config(corpus, out, **kw) -> TrainConfig:
