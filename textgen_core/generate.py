@@ -403,7 +403,7 @@ def sample_many(
 #: stream reads, unscored, to reach the state the sequential pass would have there (an LSTM's memory of what
 #: came earlier fades; docs/benchmarks.md measures the difference this leaves against `exact` scoring).
 SCORE_STREAMS = 128
-SCORE_BURN_IN = 250
+SCORE_BURN_IN = 100
 
 
 def _check_window(window: int | None) -> None:
