@@ -73,7 +73,7 @@ class RichReporter(Reporter):
             self.progress.start()
 
     def note(self, text: str) -> None:
-        self.console.print(text, markup=False, highlight=False)
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)  # one line, whatever the width
 
     def _val_text(self) -> str:
         return "—" if self.best is None else f"{self.best:.3f} best"
