@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,15 +52,15 @@ def done(out: Path) -> bool:
 
 def run(args: argparse.Namespace) -> None:
     for condition in args.conditions.split(","):
-        pairs = [command(args, condition, auto, core) for auto, core in ((False, 0), (True, 1))]
-        if condition != "fp32-1core":
-            pairs = [command(args, condition, auto, None) for auto in (False, True)]
+        side_by_side = condition == "fp32-1core"  # one core each: the pair runs at once, one per core
+        pairs = [
+            command(args, condition, auto, core if side_by_side else None) for auto, core in ((False, 0), (True, 1))
+        ]
         todo = [(argv, out) for argv, out in pairs if not done(out)]
         for _, out in todo:
             if out.exists():  # an interrupted run: its budget was wall-clock time, so it starts again
-                subprocess.run(["rm", "-rf", str(out)], check=True)
+                shutil.rmtree(out)
             out.parent.mkdir(parents=True, exist_ok=True)
-        side_by_side = condition == "fp32-1core"
         procs = []
         for argv, out in todo:
             print(" ".join(argv), flush=True)
