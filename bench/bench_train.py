@@ -15,9 +15,13 @@ were ~60× slower with 2 threads on a loaded 2-core machine than on an idle one)
 - (e) tiny-shakespeare with less dropout (`E_FLAGS`): within 10 minutes its validation rewards less dropout
   than Nietzsche's, whose text comes from another book (README, "Choosing the defaults");
 - (c) the book's recipe (bench/book_recipe.py) on lower-cased Nietzsche, for the same minutes;
-- (d) textgen on the same lower-cased Nietzsche task (`--lowercase`), with settings for a short budget
-  (`D_FLAGS`: one layer of 512, little dropout, a short warm-up, a higher learning rate) and `--d-minutes`
-  (default 1), so that the cosine schedule anneals within that budget.
+- (d) textgen on the same lower-cased Nietzsche task (`--lowercase`), with `--size auto` (`D_FLAGS`: it picks the
+  size and the settings that go with it for the budget on this machine, docs/sizing.md) and `--d-minutes`
+  (default 1), so that the cosine schedule anneals within that budget. It evaluates every 50 steps without
+  samples: the evaluations give the time to the recipe's quality its resolution and count on textgen's clock.
+  (docs/benchmarks.md's 18.5× record ran before `--size auto`, with `--lower-args "--eval-every 25 --hidden-size
+  512 --num-layers 1 --dropout 0.1 --embed-dropout 0 --weight-drop 0 --weight-decay 0 --warmup-steps 20 --lr
+  4e-3"`.)
 
 `report` compares (c) and (d) by time to quality: the recipe's best validation bpc after its whole budget, the
 time the recipe first reached it, the time textgen first reached it, and the ratio (issue 2 asks for ≥ 10×).
@@ -247,14 +251,8 @@ RUNS = {
         "d", "d-nietzsche-lowercase", "textgen, lower-cased Nietzsche", "nietzsche.txt", "textgen", ("--lowercase",)
     ),
 }
-#: (d)'s settings for a one-minute budget. The default 2×640 model needs minutes to pass the recipe; this one
-#: takes 4× more steps per second (measured: 719 against 203 steps in 60 s) and anneals within the minute. The
-#: default model's embedding dropout, weight drop and weight decay are turned off: one minute is too short to
-#: overfit (and the README's numbers were measured so, before they were defaults).
-D_FLAGS = (
-    "--hidden-size 512 --num-layers 1 --dropout 0.1 --embed-dropout 0 --weight-drop 0 --weight-decay 0 "
-    "--warmup-steps 20 --lr 4e-3"
-)
+#: (d)'s settings: textgen fits its size to the budget and the machine, as a user with a short budget would run it.
+D_FLAGS = "--eval-every 50 --sample-len 0 --size auto"
 RECIPE_CURVE = "curve.jsonl"
 LOG_NAME = "train.log"
 
@@ -533,10 +531,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rn.add_argument(
         "--lower-args",
-        default=f"--eval-every 25 {D_FLAGS}",
+        default=D_FLAGS,
         metavar="ARGS",
-        help=f"flags for (d) only (default '--eval-every 25 {D_FLAGS}'; frequent evaluations give a fine "
-        "resolution of the time to the recipe's quality, and they count against textgen's clock)",
+        help=f"flags for (d) only (default '{D_FLAGS}'; frequent evaluations give a fine resolution of the time "
+        "to the recipe's quality, and they count against textgen's clock)",
     )
     rn.add_argument("--recipe-args", default="", metavar="ARGS", help="extra bench/book_recipe.py flags for (c)")
     rn.add_argument("--quiet", action="store_true", help="do not echo the trainings' output (it is in train.log)")

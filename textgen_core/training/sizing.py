@@ -67,7 +67,7 @@ class Candidate:
         return {f: getattr(self, f) for f in SIZE_FIELDS}
 
 
-_SHORT = dict(dropout=0.1, embed_dropout=0.0, weight_drop=0.0, weight_decay=0.0, warmup_steps=20, lr=4e-3)
+_SHORT = dict(dropout=0.1, embed_dropout=0.0, weight_drop=0.0, weight_decay=0.0, warmup_steps=20, lr=8e-3)
 
 #: Smallest first; the last is the default model. `min_steps` come from the sweep in docs/sizing.md (Nietzsche,
 #: equal time on the 410-class CPU, and the record of 10-minute runs on the bf16 class for the two largest).
