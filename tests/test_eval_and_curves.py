@@ -21,8 +21,9 @@ from textgen_core.training.runfolder import read_metrics
 @pytest.fixture
 def text_file(tmp_path: Path) -> Path:
     path = tmp_path / "text.txt"
-    # Long enough for several parallel streams (each part at least twice the burn-in), with a character to skip.
-    path.write_text(make_text(5 * 2 * generate.SCORE_BURN_IN, seed=7) + "€", encoding="utf-8")
+    # Long enough for several parallel streams (`score_streams`), with a character to skip.
+    assert generate.score_streams(6_000) >= 2
+    path.write_text(make_text(6_000, seed=7) + "€", encoding="utf-8")
     return path
 
 

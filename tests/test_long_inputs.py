@@ -127,6 +127,39 @@ def test_parallel_scoring_equals_exact_within_the_stated_tolerance(trained: chec
     assert exact.bpc < math.log2(len(trained.vocab)) - 1
 
 
+@pytest.fixture(scope="module")
+def bundled() -> checkpoint.Checkpoint:
+    """The bundled model: its memory reaches much further back than the small trained model's, so a part boundary
+    costs it a few bits, which is what the rule for short texts has to contain."""
+    return checkpoint.load(None)
+
+
+@pytest.mark.parametrize("chars", [4_000, 9_000])
+def test_shorter_texts_run_fewer_streams_and_stay_within_the_tolerance(
+    bundled: checkpoint.Checkpoint, chars: int
+) -> None:
+    """A short text cut into many parts would carry one approximate start per part over few characters; the
+    number of streams shrinks with the length (`score_streams`) so that the tolerance holds for it too."""
+    net = _net(bundled)
+    text = make_text(chars, seed=14)
+    streams = generate.score_streams(chars)
+    assert 2 <= streams < generate.SCORE_STREAMS
+    exact = generate.score(net, bundled.vocab, text, bundled.meta.lowercase, exact=True)
+    fast = generate.score(net, bundled.vocab, text, bundled.meta.lowercase)
+    assert abs(fast.bpc - exact.bpc) <= TOLERANCE
+    assert not np.allclose(fast.probs, exact.probs, rtol=1e-4, atol=1e-6)  # it did run in parallel parts
+
+
+def test_the_number_of_streams_grows_with_the_text_and_parts_stay_longer_than_the_burn_in() -> None:
+    counts = [generate.score_streams(n) for n in range(0, 300_000, 97)]
+    assert counts == sorted(counts)
+    assert counts[0] == 1 and counts[-1] == generate.SCORE_STREAMS
+    assert generate.score_streams(2_000) == 1  # a text this short is scored exactly
+    for n, s in zip(range(0, 300_000, 97), counts, strict=True):
+        if s > 1:
+            assert n // s >= 4 * generate.SCORE_BURN_IN
+
+
 def test_parallel_streams_are_exact_where_every_burn_in_reaches_the_start(trained: checkpoint.Checkpoint) -> None:
     """With a burn-in as long as the text every stream starts at the text's start, so each part is scored as the
     sequential pass scores it (to float rounding between batched and single-stream products); without one, the

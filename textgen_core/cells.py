@@ -97,7 +97,7 @@ def _run(model: NumpyLSTM, vocab: Vocabulary, ids: np.ndarray, rows: np.ndarray,
     # Parts much shorter than the burn-in would spend most of the work on discarded characters.
     b = max(1, min(streams, n // (4 * burn_in) if burn_in else streams, n))
     seq = np.concatenate([[start_id(model, vocab)], ids])  # position p + 1 of seq is character p of the text
-    for pos, cols, _, state in parallel_steps(model, seq, b, burn_in):
+    for pos, cols, state in parallel_steps(model, seq, b, burn_in):
         read = pos >= 1
         out[pos[read] - 1] = np.tanh(state.c[np.ix_(rows, cols[read])]).T
     return out

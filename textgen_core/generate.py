@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from .checkpoint import Checkpoint
 
 _MODEL_ITSELF = SamplingSettings()
-#: Characters per `forward` call when scoring or priming: bounds memory to a few MB whatever the text's length.
+#: Characters per `forward` call when scoring or priming, and per head product in parallel scoring: bounds memory
+#: to a few MB whatever the text's length.
 SCORE_CHUNK = 2048
 #: Characters of a seed encoded at a time, so that encoding costs memory for one piece, not the whole seed.
 ENCODE_PIECE = 1 << 16
@@ -403,7 +404,26 @@ def sample_many(
 #: stream reads, unscored, to reach the state the sequential pass would have there (an LSTM's memory of what
 #: came earlier fades; docs/benchmarks.md measures the difference this leaves against `exact` scoring).
 SCORE_STREAMS = 128
-SCORE_BURN_IN = 100
+SCORE_BURN_IN = 50
+#: Each part's first characters after its burn-in are scored from an approximate state: one error per part
+#: boundary. On the bundled model at burn-in 50 (`bench/bench_score.py --boundaries`, 563 boundaries) it averages
+#: −0.14 bits (the parallel score comes out a little lower) with a spread of 1.49 bits; the constants below take
+#: the larger values of that and an earlier 225-boundary run (−0.26, 1.57). Over a text of n characters in s parts
+#: the errors shift bits/char by about (−0.26·(s−1) ± 1.57·√(s−1)) / n: nothing for long texts, too much for short
+#: ones cut into many parts, so `score_streams` runs the most streams for which that shift, with three times the
+#: spread, stays within SCORE_TOLERANCE. Every text from about 43,000 characters gets all `SCORE_STREAMS`.
+BOUNDARY_BIAS = 0.26
+BOUNDARY_SPREAD = 1.57
+SCORE_TOLERANCE = 0.002
+
+
+def score_streams(chars: int) -> int:
+    """How many parallel streams `score` runs over `chars` characters (1: the sequential pass). See BOUNDARY_BIAS."""
+    for streams in range(SCORE_STREAMS, 1, -1):
+        boundaries = streams - 1
+        if BOUNDARY_BIAS * boundaries + 3 * BOUNDARY_SPREAD * math.sqrt(boundaries) <= SCORE_TOLERANCE * chars:
+            return streams
+    return 1
 
 
 def _check_window(window: int | None) -> None:
@@ -457,15 +477,15 @@ def _score_windowed(
 
 def parallel_steps(
     model: NumpyLSTM, seq: np.ndarray, streams: int, burn_in: int
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, LSTMState]]:
+) -> Iterator[tuple[np.ndarray, np.ndarray, LSTMState]]:
     """Feed `seq` as `streams` consecutive parts side by side, one batched step for all of them at a time.
 
     Every stream starts from a zero state `burn_in` positions before its part (or at position 0 where that is
     earlier, so the first stream and any stream whose burn-in reaches the start are exact), so that when its part
     begins its state approximates the one a single sequential pass has there: an LSTM's memory of what came earlier
-    fades. Yields, after each step, `(positions, columns, logits, state)` for the streams inside their own part:
-    the positions of `seq` just fed, the state's columns (streams) that fed them, the logits (B, V) and the state
-    (updated in place). The one runner behind parallel scoring and `cells.trace_cells`.
+    fades. Yields, after each step, `(positions, columns, state)` for the streams inside their own part: the
+    positions of `seq` just fed, the state's columns (streams) that fed them, and the state (updated in place; the
+    head is not run, see `_score_parallel`). The one runner behind parallel scoring and `cells.trace_cells`.
     """
     n = len(seq)
     bounds = np.linspace(0, n, streams + 1).astype(np.int64)
@@ -473,23 +493,41 @@ def parallel_steps(
     state = model.initial_state(streams)
     for t in range(int((bounds[1:] - begins).max())):
         pos = begins + t
-        logits, _ = model.step(seq[np.minimum(pos, n - 1)], state)  # a finished stream idles on the last input
+        model.advance(seq[np.minimum(pos, n - 1)], state)  # a finished stream idles on the last input
         keep = (pos >= bounds[:-1]) & (pos < bounds[1:])
         if keep.any():
-            yield pos[keep], np.flatnonzero(keep), logits, state
+            yield pos[keep], np.flatnonzero(keep), state
 
 
 def _score_parallel(
     model: NumpyLSTM, inputs: np.ndarray, targets: np.ndarray, streams: int, burn_in: int, progress: Progress | None
 ) -> np.ndarray:
-    """Score `targets` in `streams` parallel parts (see `parallel_steps`)."""
+    """Score `targets` in `streams` parallel parts (see `parallel_steps`).
+
+    The top layer's outputs are collected for about `SCORE_CHUNK` characters and the head and the softmax run once
+    over all of them: one large product instead of a small one per step."""
     logp = np.empty(len(targets))
-    done = 0
-    for pos, cols, logits, _ in parallel_steps(model, inputs, streams, burn_in):
-        logp[pos] = log_softmax(logits[cols])[np.arange(len(cols)), targets[pos]]
-        done += len(pos)
+    tops = np.empty((model.hidden, SCORE_CHUNK + streams), np.float32)  # feature-major, as the state
+    at = np.empty(SCORE_CHUNK + streams, np.int64)
+    held = done = 0
+
+    def flush() -> None:
+        nonlocal held, done
+        logits = model.head(tops[:, :held])
+        logp[at[:held]] = log_softmax(logits)[np.arange(held), targets[at[:held]]]
+        done, held = done + held, 0
         if progress:
             progress(done, len(targets))
+
+    for pos, cols, state in parallel_steps(model, inputs, streams, burn_in):
+        k = len(cols)
+        tops[:, held : held + k] = model.top(state) if k == streams else model.top(state)[:, cols]
+        at[held : held + k] = pos
+        held += k
+        if held >= SCORE_CHUNK:
+            flush()
+    if held:
+        flush()
     return logp
 
 
@@ -506,8 +544,8 @@ def score(
     """The model's probability of each character of `text` given all before it (the first given the start
     character), and the bits per character. Unknown characters are removed from the input and reported.
 
-    A text of at least four burn-ins (`SCORE_BURN_IN`) is scored in up to `SCORE_STREAMS` parallel streams, each
-    part at least twice the burn-in (see `_score_parallel`): faster (docs/benchmarks.md measures how much), and
+    A text of a few thousand characters or more is scored in up to `SCORE_STREAMS` parallel streams (fewer for
+    shorter texts, see `score_streams` and `_score_parallel`): faster (docs/benchmarks.md measures how much), and
     within a measured tolerance of the sequential result rather than equal to it. `exact` forces the sequential
     pass, which every shorter text takes anyway. With `window`, each character is predicted from the `window`
     characters before it (the start character counts as one), from a zero state: as the Keras book's model predicts.
@@ -518,7 +556,7 @@ def score(
     _check_window(window)
     enc, inputs = _score_inputs(model, vocab, text, lowercase)
     targets = enc.ids
-    streams = min(SCORE_STREAMS, len(targets) // (2 * SCORE_BURN_IN))
+    streams = score_streams(len(targets))
     if window is not None:
         logp = _score_windowed(model, inputs, targets, window, progress)
     elif exact or streams < 2:

@@ -161,12 +161,26 @@ class NumpyLSTM:
             gates += self.b_fused[k - 1]
             self._cell(gates, state.c[k * n : (k + 1) * n], state.h[k * n : (k + 1) * n], tmp)
 
+    def top(self, state: LSTMState) -> np.ndarray:
+        """The top layer's hidden state (H, B): what the head reads (a view into `state`)."""
+        return state.h[(self.layers - 1) * self.hidden :]
+
+    def head(self, top: np.ndarray) -> np.ndarray:
+        """Logits (N, V) from top-layer outputs given feature-major, (H, N). One product for any N: callers that
+        feed many steps before they need the predictions run the head once over all of them."""
+        logits = np.dot(self.w_head, top)
+        logits += self.b_head
+        return logits.T
+
+    def advance(self, ids: np.ndarray, state: LSTMState) -> None:
+        """Feed one character per stream (`ids` of shape (B,)), updating `state` in place, without the head: for
+        callers that read the state (cells) or batch the head over many steps (parallel scoring)."""
+        self._advance(self._lookup(ids), state)
+
     def step(self, ids: np.ndarray, state: LSTMState) -> tuple[np.ndarray, LSTMState]:
         """Feed one character per stream (`ids` of shape (B,)); returns logits (B, V) and the updated `state`."""
-        self._advance(self._lookup(ids), state)
-        logits = np.dot(self.w_head, state.h[(self.layers - 1) * self.hidden :])
-        logits += self.b_head
-        return logits.T, state
+        self.advance(ids, state)
+        return self.head(self.top(state)), state
 
     def window_logits(self, windows: np.ndarray) -> np.ndarray:
         """Logits (B, V) after feeding each row of `windows` (B, W) to its own zero state: the prediction a model
@@ -175,10 +189,8 @@ class NumpyLSTM:
         windows = np.asarray(windows)
         state = self.initial_state(len(windows))
         for t in range(windows.shape[1]):
-            self._advance(self._lookup(windows[:, t]), state)
-        logits = np.dot(self.w_head, state.h[(self.layers - 1) * self.hidden :])
-        logits += self.b_head
-        return logits.T
+            self.advance(windows[:, t], state)
+        return self.head(self.top(state))
 
     def forward(self, ids: np.ndarray, state: LSTMState) -> tuple[np.ndarray, LSTMState]:
         """Feed a sequence to one stream: logits (T, V) after each character, and the updated `state`.
@@ -192,11 +204,9 @@ class NumpyLSTM:
         if state.batch != 1:
             raise ValueError("forward() runs one stream; use step() for a batch")
         x = self.table[np.asarray(ids)]
-        top = state.h[(self.layers - 1) * self.hidden :, 0]
+        top = self.top(state)[:, 0]
         outs = np.empty((len(x), self.hidden), F32)
         for t in range(len(x)):
             self._advance(x[t][:, None], state)
             outs[t] = top
-        logits = outs @ self.w_head.T
-        logits += self.b_head[:, 0]
-        return logits, state
+        return self.head(outs.T), state
