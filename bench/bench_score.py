@@ -50,16 +50,16 @@ def main() -> None:
     ap.add_argument("--boundaries", action="store_true", help="measure each part boundary's error (see above)")
     ap.add_argument("--short", type=int, metavar="N", help="check N short texts instead (see above)")
     args = ap.parse_args()
-    if args.boundaries:
-        boundaries(args.corpus.read_text(encoding="utf-8")[-args.chars :], args.burn_in)
-        return
-    if args.short:
-        short_texts(args.corpus.read_text(encoding="utf-8")[-args.chars :], args.short)
-        return
-
     ckpt = checkpoint.load(None)
     model = NumpyLSTM.from_checkpoint(ckpt)
     text = args.corpus.read_text(encoding="utf-8")[-args.chars :]
+    if args.boundaries:
+        boundaries(model, ckpt, text, args.burn_in)
+        return
+    if args.short:
+        short_texts(model, ckpt, text, args.short)
+        return
+
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}")
     size = f"{ckpt.config.num_layers}×{ckpt.config.hidden_size}"
     print(f"bundled model {size}; {len(text):,} chars of {args.corpus.name}")
@@ -92,9 +92,7 @@ def main() -> None:
         )
 
 
-def boundaries(text: str, burn_ins: list[int]) -> None:
-    ckpt = checkpoint.load(None)
-    model = NumpyLSTM.from_checkpoint(ckpt)
+def boundaries(model: NumpyLSTM, ckpt: checkpoint.Checkpoint, text: str, burn_ins: list[int]) -> None:
     enc, inputs = generate._score_inputs(model, ckpt.vocab, text, ckpt.meta.lowercase)
     exact = generate._score_sequential(model, inputs, enc.ids, None)
     n = len(exact)
@@ -112,9 +110,7 @@ def boundaries(text: str, burn_ins: list[int]) -> None:
         )
 
 
-def short_texts(text: str, count: int) -> None:
-    ckpt = checkpoint.load(None)
-    model = NumpyLSTM.from_checkpoint(ckpt)
+def short_texts(model: NumpyLSTM, ckpt: checkpoint.Checkpoint, text: str, count: int) -> None:
     rng = np.random.default_rng(0)
     diffs = []
     for _ in range(count):
