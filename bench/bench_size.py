@@ -4,9 +4,9 @@
                                    [--conditions as-is,fp32,fp32-1core] [--seed 1337]
     python bench/bench_size.py report [--out runs/size-ab]
 
-Each condition trains the same corpus twice with the same seed, `textgen train CORPUS --minutes M` (the default
-2×640) and the same plus `--size auto`, one after the other (default first, then auto; conditions in turn), exactly
-as a user would run them. The conditions simulate slower machine classes on this one:
+Each condition trains the same corpus twice with the same seed, `textgen train CORPUS --minutes M --size fixed`
+(the default 2×640) and the same with `--size auto`, one after the other (default first, then auto; conditions in
+turn), exactly as a user would run them. The conditions simulate slower machine classes on this one:
 
 - `as-is`: the machine as it is (bf16 where the CPU has it natively);
 - `fp32`: `--precision fp32`, as on a CPU without native bf16 (most laptops);
@@ -40,7 +40,7 @@ def command(args: argparse.Namespace, condition: str, auto: bool, core: int | No
     out = args.out / f"{Path(args.corpus).stem}-{args.minutes:g}min" / condition / ("auto" if auto else "default")
     argv = [sys.executable, "-m", "repl.cli", "train", str(args.corpus), "--out", str(out)]
     argv += ["--minutes", f"{args.minutes:g}", "--seed", str(args.seed), *CONDITIONS[condition]]
-    argv += ["--size", "auto"] if auto else []
+    argv += ["--size", "auto" if auto else "fixed"]
     if core is not None:
         argv = ["taskset", "-c", str(core), *argv]
     return argv, out

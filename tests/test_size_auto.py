@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import assert_one_line_error, run_cli
 from tests.test_train import TINY
 from textgen_core import checkpoint as ckpt
+from textgen_core.config import DEFAULT_HIDDEN, DEFAULT_LAYERS
 from textgen_core.errors import TextgenError
 from textgen_core.training import TrainConfig, Trainer
 from textgen_core.training.calibrate import calibrate
@@ -211,3 +212,42 @@ def test_the_cli_prints_the_choice_in_one_line_and_trains_that_size(corpus_file,
 def test_cli_refusals_are_one_line(corpus_file, tmp_path, args, needle):
     proc = run_cli("train", str(corpus_file), "--out", str(tmp_path / "run"), *AUTO_FLAGS, *args)
     assert_one_line_error(proc, needle)
+
+
+@pytest.mark.parametrize(
+    ("args", "size"),
+    [
+        ([], "auto"),  # no budget flag: the default --minutes, so the size is fitted to it
+        (["--minutes", "5"], "auto"),
+        (["--minutes", "5", "--dropout", "0.3"], "auto"),  # other flags win over the candidate's, auto still picks
+        (["--minutes", "5", "--size", "auto"], "auto"),
+        (["--minutes", "5", "--size", "fixed"], None),
+        (["--minutes", "5", "--hidden-size", "300"], None),
+        (["--minutes", "5", "--num-layers", "1"], None),
+        (["--steps", "100"], None),
+        (["--epochs", "2"], None),
+        (["--minutes", "5", "--init", "bundled"], None),
+        (["--minutes", "5", "--nproc", "2"], None),
+        (["--minutes", "5", "--resume"], None),
+    ],
+)
+def test_auto_is_the_default_only_where_it_has_a_size_to_fit(args, size):
+    from repl.cli import build_parser
+    from repl.cli.train import size_policy
+
+    parsed = build_parser().parse_args(["train", "book.txt", "--out", "run", *args])
+    assert size_policy(parsed, launched=False) == size
+    if size == "auto" and "--size" not in args:
+        assert size_policy(parsed, launched=True) is None  # a worker of a torchrun the user started
+
+
+def test_cli_without_size_flags_fits_the_size_and_size_fixed_trains_the_default(corpus_file, tmp_path):
+    auto = run_cli("train", str(corpus_file), "--out", str(tmp_path / "auto"), "--minutes", "0.05", *AUTO_FLAGS)
+    assert auto.returncode == 0, auto.stderr
+    assert sum(line.startswith("--size auto: ") for line in auto.stdout.splitlines()) == 1, auto.stdout
+    fixed = tmp_path / "fixed"
+    proc = run_cli("train", str(corpus_file), "--out", str(fixed), "--minutes", "0.05", "--size", "fixed", *AUTO_FLAGS)
+    assert proc.returncode == 0, proc.stderr
+    assert "--size auto" not in proc.stdout
+    meta = ckpt.read_meta(fixed / ckpt.WEIGHTS_NAME)
+    assert (meta.config.num_layers, meta.config.hidden_size) == (DEFAULT_LAYERS, DEFAULT_HIDDEN)

@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from textgen_core import config as defaults
@@ -81,9 +82,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     model.add_argument(
         "--size",
-        choices=("auto",),
+        choices=("auto", "fixed"),
         help="auto: time a few candidate sizes on this machine (counted in the budget) and train the one that "
-        "learns most in --minutes (docs/sizing.md); size flags given with it narrow the choice, other flags win",
+        "learns most in --minutes (docs/sizing.md); size flags given with it narrow the choice, other flags win. "
+        "fixed: train the size the flags give (default 2×640) without timing. Default: auto for a new run with a "
+        "--minutes budget and no --hidden-size, --num-layers, --init or --nproc; fixed otherwise",
     )
     model.add_argument(
         "--init",
@@ -176,6 +179,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 TORCH_MISSING = "textgen train needs torch: pip install 'textgen[train]' (CPU-only machine: see README, Training)"
 
 
+def size_policy(args: argparse.Namespace, launched: bool) -> str | None:
+    """The TrainConfig `size` for this command: "auto" or None (the size the flags give).
+
+    Auto is the default wherever it has something to fit: a new run, a wall-clock budget (given or the default
+    --minutes), the size left open, one process. The measurements behind that (docs/sizing.md) found it far
+    better where the default 2×640 gets too few steps and the same model where it gets enough; everywhere else
+    it would be refused, so the fixed size is the default there."""
+    if args.size is not None:
+        return "auto" if args.size == "auto" else None
+    open_size = args.hidden_size is None and args.num_layers is None
+    one_process = (args.nproc or 1) == 1 and not launched
+    minutes = args.steps is None and args.epochs is None
+    new_run = not args.resume and args.init is None
+    return "auto" if open_size and one_process and minutes and new_run else None
+
+
 def main(args: argparse.Namespace) -> int:
     from textgen_core.errors import TextgenError
 
@@ -202,6 +221,7 @@ def main(args: argparse.Namespace) -> int:
     fields = set(TrainConfig.__dataclass_fields__) - {"corpus", "out"}
     explicit = frozenset(f for f, v in vars(args).items() if f in fields and v is not None)
     config = TrainConfig(corpus=list(args.corpus), out=args.out, **{f: getattr(args, f) for f in explicit})
+    config = replace(config, size=size_policy(args, distributed.launched()))
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise TextgenError(f"--out {out}: is a file; give a folder for the run")
