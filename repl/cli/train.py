@@ -86,8 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="auto: time a few candidate sizes on this machine (counted in the budget) and train the one that "
         "learns most in --minutes (docs/sizing.md); size flags given with it narrow the choice, other flags win. "
         f"fixed: train the size the flags give (default {defaults.DEFAULT_LAYERS}×{defaults.DEFAULT_HIDDEN}) without "
-        "timing. Default: auto for a new run with a "
-        "--minutes budget and no --hidden-size, --num-layers, --init or --nproc; fixed otherwise",
+        "timing. Default: auto for a new run with a --minutes budget and no --hidden-size, --num-layers, --init or "
+        "--nproc; fixed otherwise",
     )
     model.add_argument(
         "--init",
