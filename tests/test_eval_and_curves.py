@@ -15,7 +15,7 @@ from rich.console import Console
 
 from repl.bars import CharsBar
 from textgen_core import generate
-from textgen_core.training.runfolder import read_metrics
+from textgen_core.runfolder import read_metrics
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from conftest import ROOT, TINY_TRAIN, assert_one_line_error, injected_pythonpat
 
 from textgen_core import checkpoint
 from textgen_core.errors import TextgenError
-from textgen_core.training.runfolder import run_step
+from textgen_core.runfolder import run_step
 
 #: The tiny model of the kill trials: a step, an evaluation and two atomic writes take tens of milliseconds, so
 #: a random delay lands anywhere in that cycle, writes included.
@@ -252,7 +252,8 @@ def test_a_write_cut_short_by_a_full_disk_keeps_both_files(corpus_file: Path, tm
 
 
 def test_a_full_disk_for_the_metrics_log_is_one_line(corpus_file: Path, tmp_path: Path, monkeypatch) -> None:
-    from textgen_core.training import TrainConfig, Trainer, runfolder
+    from textgen_core import runfolder
+    from textgen_core.training import TrainConfig, Trainer
 
     out = tmp_path / "run"
     _run_at_step_10(corpus_file, out)

@@ -13,14 +13,12 @@ from tests.conftest import run_cli
 from textgen_core import checkpoint as ckpt
 from textgen_core.atomic import atomic_write_bytes
 from textgen_core.errors import TextgenError
+from textgen_core.runfolder import RESUME_KEYS, read_resume, run_step
 from textgen_core.training import (
-    RESUME_KEYS,
     TrainConfig,
     Trainer,
     evaluate_bpc,
     make_streams,
-    read_resume,
-    run_step,
     stream_batch,
 )
 from textgen_core.training.model import CharLSTM, dropout, module_name

@@ -5,7 +5,7 @@ view of a checkpoint agrees."""
 from __future__ import annotations
 
 from .checkpoint import WEIGHTS_NAME, Checkpoint
-from .training.runfolder import read_metrics, run_step
+from .runfolder import read_metrics, run_step
 
 
 def describe(c: Checkpoint) -> dict:

@@ -200,11 +200,11 @@ def main(args: argparse.Namespace) -> int:
     from textgen_core.errors import TextgenError
 
     try:
+        from textgen_core.runfolder import check_new_run
         from textgen_core.training import (
             Reporter,
             TrainConfig,
             Trainer,
-            check_new_run,
             cpu_threads,
             distributed,
             max_processes,

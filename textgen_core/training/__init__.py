@@ -2,13 +2,12 @@
 
 The modules, one job each: `config` (TrainConfig and how a resume combines settings), `hardware` (device,
 precision, threads, memory), `batching` (streams and batches), `schedule` (budget and learning rate),
-`runfolder` (the run's files and the one reader of its resume file), `finetune` (--init), `evaluation` (bpc and
+`finetune` (--init), `evaluation` (bpc and
 samples), `averaging` (--ema), `events` (what a run reports), `model` (the torch CharLSTM), `distributed`
 (torchrun) and `loop` (the Trainer).
 
-The names below are imported on first use, not with the package: `config`, `events`, `runfolder` and `finetune`
-need no torch, and `textgen info` reads a run's progress through `runfolder` without paying for torch's import
-(or needing it installed).
+The names below are imported on first use, not with the package: `config`, `events` and `finetune` need no
+torch. The run folder's files are read and written by `textgen_core.runfolder`, outside this package.
 """
 
 from __future__ import annotations
@@ -25,11 +24,6 @@ _EXPORTS = {
     "EvalStats": "events",
     "CharLSTM": "model",
     "evaluate_bpc": "evaluation",
-    "check_new_run": "runfolder",
-    "read_resume": "runfolder",
-    "run_step": "runfolder",
-    "RESUME_KEYS": "runfolder",
-    "METRICS_NAME": "runfolder",
     "make_streams": "batching",
     "stream_batch": "batching",
     "pick_device": "hardware",
@@ -39,23 +33,18 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "METRICS_NAME",
-    "RESUME_KEYS",
     "CharLSTM",
     "EvalStats",
     "Reporter",
     "StepStats",
     "TrainConfig",
     "Trainer",
-    "check_new_run",
     "cpu_supports_bf16",
     "cpu_threads",
     "evaluate_bpc",
     "make_streams",
     "max_processes",
     "pick_device",
-    "read_resume",
-    "run_step",
     "stream_batch",
 ]
 
@@ -67,7 +56,6 @@ if TYPE_CHECKING:
     from .hardware import cpu_supports_bf16, cpu_threads, max_processes, pick_device
     from .loop import Trainer
     from .model import CharLSTM
-    from .runfolder import METRICS_NAME, RESUME_KEYS, check_new_run, read_resume, run_step
 
 
 def __getattr__(name: str) -> object:

@@ -32,6 +32,7 @@ from .. import checkpoint as ckpt
 from .. import tokenfile
 from ..corpus import Corpus, Source, load_corpus
 from ..errors import TextgenError
+from ..runfolder import RESUME_NAME, append_metrics, check_new_run, read_resume
 from ..sampling import LN2
 from ..vocab import Vocabulary
 from .averaging import moving_average
@@ -44,7 +45,6 @@ from .events import EvalStats, Reporter, StepStats
 from .finetune import adopt_start, init_record, load_start, model_ids
 from .hardware import check_fits, use_device
 from .model import CharLSTM
-from .runfolder import RESUME_NAME, append_metrics, check_new_run, read_resume
 from .schedule import budget_fraction, lr_at, total_steps
 from .sizing import CANDIDATES, SHAPE_FIELDS, Choice, eligible
 from .step import backward

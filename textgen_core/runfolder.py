@@ -7,7 +7,9 @@ A run folder holds:
   state, RNG state and progress, with the run's settings as JSON metadata under the key ``resume``;
 - ``metrics.jsonl``: one line per evaluation.
 
-No torch here: `textgen info` reads a run's progress through `run_step` without paying for it.
+Here rather than in `training`, and free of torch: `textgen info` and the REPL read a run's progress
+(`run_step`) and learning curve (`read_metrics`) where torch may not be installed, while training writes the
+folder through the same functions, so the layout is known in one place.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import RESUME_NAME, WEIGHTS_NAME
-from ..errors import TextgenError
+from .checkpoint import RESUME_NAME, WEIGHTS_NAME
+from .errors import TextgenError
 
 #: Metadata every resume file holds; a file lacking one was damaged or hand-edited.
 RESUME_KEYS = ("config", "sources", "vocab", "step", "elapsed", "best_val", "best_step", "param_groups")
