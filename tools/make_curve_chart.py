@@ -1,33 +1,40 @@
 """Render docs/learning-curve.svg: what `textgen info -c RUN` prints for a run folder, learning curve included,
 exported by rich as SVG (the same renderables the terminal gets, so the picture is the real output).
 
-    python docs/make_curve_chart.py RUN
+    python tools/make_curve_chart.py RUN
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
 
 from rich.console import Console
 
-from repl.describe import info_renderables
-from textgen_core import checkpoint
-from textgen_core.describe import describe
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from repl.describe import info_renderables  # noqa: E402
+from textgen_core import checkpoint  # noqa: E402
+from textgen_core.describe import describe  # noqa: E402
 
 WIDTH = 100
 
 
-def main() -> None:
-    info = describe(checkpoint.load(sys.argv[1]))
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", help="a training run folder (its metrics.jsonl draws the curve)")
+    args = p.parse_args(argv)
+    info = describe(checkpoint.load(args.run))
     if info["curve"] is None:
-        sys.exit(f"{sys.argv[1]}: no metrics.jsonl; give a training run folder")
+        sys.exit(f"{args.run}: no metrics.jsonl; give a training run folder")
     with open(os.devnull, "w") as sink:
         console = Console(record=True, width=WIDTH, force_terminal=True, color_system="truecolor", file=sink)
         for part in info_renderables(info, WIDTH)[1:]:  # the chart (the table above it is in the README already)
             console.print(part, soft_wrap=True)
-    out = Path(__file__).with_name("learning-curve.svg")
+    out = ROOT / "docs" / "learning-curve.svg"
     console.save_svg(str(out), title="textgen info -c RUN")
     print(f"wrote {out}")
 

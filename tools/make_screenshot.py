@@ -4,11 +4,12 @@ the captured ANSI text as SVG.
 
 Run from the repository root with textgen installed and tmux on the PATH:
 
-    python docs/make_screenshot.py [repl|pick|tree]   # default: all three
+    python tools/make_screenshot.py [repl|pick|tree]   # default: all three
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 WIDTH, HEIGHT = 100, 34
 #: Per picture: the length of a run, then what is typed (keys, whether Enter follows, seconds to wait after).
 SCENES: dict[str, tuple[int, list[tuple[str, bool, float]]]] = {
@@ -71,13 +73,19 @@ def shoot(name: str) -> None:
         console = Console(record=True, width=WIDTH, force_terminal=True, color_system="truecolor", file=sink)
         for line in lines:
             console.print(Text.from_ansi(line), no_wrap=True, overflow="crop")
-    out = Path(__file__).with_name(f"{name}.svg")
+    out = DOCS / f"{name}.svg"
     console.save_svg(str(out), title="textgen")
     print(f"wrote {out}")
 
 
-def main() -> None:
-    for name in sys.argv[1:] or SCENES:
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("pictures", nargs="*", metavar="PICTURE", help=f"any of {', '.join(SCENES)} (default: all)")
+    args = p.parse_args(argv)
+    for name in args.pictures:
+        if name not in SCENES:
+            p.error(f"no picture {name!r}; choose from {', '.join(SCENES)}")
+    for name in args.pictures or SCENES:
         shoot(name)
 
 

@@ -20,7 +20,7 @@ stopped early still leaves the last whole epoch's model to import. ``--max-batch
 batches, drawn afresh from the shuffled windows every epoch: a quick check, or a documented subset when the full
 epochs do not fit the time there is.
 
-    .venv/bin/python bench/keras_book_model.py ../shared/corpora/nietzsche.txt --epochs 5 --out /tmp/book
+    .venv/bin/python tools/keras_book_model.py ../shared/corpora/nietzsche.txt --epochs 5 --out /tmp/book
 """
 
 from __future__ import annotations

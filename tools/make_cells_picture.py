@@ -4,7 +4,7 @@ and its line-position cell, on the REPL's diverging scale (rich's Console(record
 Each cell is read in one exact stream from the start of the validation tenth (`cells.cell_values`), so the
 passage's values carry all the context before it. Run from the repository root:
 
-    python docs/make_cells_picture.py [--corpus /path/to/nietzsche.txt]
+    python tools/make_cells_picture.py [--corpus /path/to/nietzsche.txt]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from textgen_core.corpus import val_start  # noqa: E402
 from textgen_core.inference import NumpyLSTM  # noqa: E402
 
 WIDTH = 100
-#: (cell, what it follows, its r over the validation tenth as docs/cells.md reports it, passage start, end)
+#: (cell, what it follows, its r over the validation tenth as docs/record/cells.md reports it, passage start, end)
 PANELS = [
     ("1:605", "inside double quotes", "−0.66", 4100, 4700),
     ("1:329", "position in the line", "+0.90", 4100, 4480),
@@ -37,7 +37,7 @@ PANELS = [
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", type=Path, default=Path("/work/shared/corpora/nietzsche.txt"))
+    ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpora" / "nietzsche.txt")
     args = ap.parse_args()
     text = args.corpus.read_text(encoding="utf-8")
     val = text[val_start(len(text), DEFAULT_VAL_FRACTION) :]
@@ -55,7 +55,7 @@ def main() -> None:
             console.print(styled(zip(read[a:b], map(cell_style, values[a:b]), strict=True)))
             console.print(cell_legend(label))
             console.print()
-    out = Path(__file__).with_name("cells.svg")
+    out = ROOT / "docs" / "cells.svg"
     console.save_svg(str(out), title="textgen · /cell")
     print(f"wrote {out}")
 
