@@ -34,8 +34,8 @@ from textgen_core.corpus import val_start  # noqa: E402
 from textgen_core.generate import Generator  # noqa: E402
 from textgen_core.inference import NumpyLSTM  # noqa: E402
 
-CORPUS = Path("/work/shared/corpora/nietzsche.txt")
-#: The issue's bar: a cell view may cost at most this fraction of the normal streaming speed.
+CORPUS = ROOT.parent / "shared" / "corpora" / "nietzsche.txt"
+#: The bar: a cell view may cost at most this fraction of the normal streaming speed (docs/record/cells.md).
 MAX_COST = 0.10
 
 

@@ -39,7 +39,7 @@ SIZES = {"2×512": (2, 512), "1×128": (1, 128)}
 WINDOW = 60  # the book's maxlen
 SEED_TEXT = ("the will to power is the will to life and the life of the spirit is a long question of truth " * 2)[:100]
 
-#: What the numbers are checked against (see issue 3).
+#: What the numbers are checked against (docs/record/benchmarks.md, Generation).
 TARGET_NUMPY_2X512 = 2500
 TARGET_BOUND_RATIO = 1.5
 TARGET_VS_WINDOW = 20

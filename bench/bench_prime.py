@@ -11,7 +11,7 @@ follows: max |Δp| over the vocabulary and KL(reference ‖ tail) in bits, media
 All positions and tails advance together as parallel streams of one batched `NumpyLSTM.step` (a single stream
 per position would be several times slower): the reference streams start first and each tail's streams join
 when the reference has K characters left. Then it times `Generator.prime` (characters per second).
-docs/errors.md records its output and the tolerance `PRIME_TAIL` is chosen against.
+docs/record/long-seeds.md records its output and the tolerance `PRIME_TAIL` is chosen against.
 """
 
 from __future__ import annotations

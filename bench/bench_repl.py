@@ -7,9 +7,9 @@ Everything runs the real `textgen repl` in a pseudo-terminal (pexpect), as a use
   the end of a one-character run (so an upper bound: it includes priming, the first character and the stats
   line);
 - streaming: Enter to the stats line of a --chars run, against `Generator.stream` in this process on the same
-  model with nothing printed (ratio; the issue's target is ≥ 80%).
+  model with nothing printed (ratio; the target is ≥ 80%).
 
-Targets (issue 4): start ≤ 0.5 s, first character ≤ 50 ms, streaming ≥ 80% of raw.
+Targets: start ≤ 0.5 s, first character ≤ 50 ms, streaming ≥ 80% of raw (docs/record/benchmarks.md, The REPL).
 
     .venv/bin/python bench/bench_repl.py            # a 2×512 random-weights model it creates
     .venv/bin/python bench/bench_repl.py -c runs/book/model.safetensors --runs 7

@@ -6,9 +6,9 @@
     python bench/bench_score.py --short 24 [--corpus PATH] [--chars 60090]
 
 Scores the last `--chars` characters of the corpus (default: Nietzsche from the benchmark corpora, see
-docs/README.md) with the bundled model, with `exact=True` and once per (streams, burn-in) pair, `--repeats` rounds
-in turn (so that a shared machine's drift falls on every variant alike), and prints the median chars/s, the
-speed-up over exact's median and the bits/char difference. docs/benchmarks.md records its output.
+docs/record/README.md) with the bundled model, with `exact=True` and once per (streams, burn-in) pair, `--repeats`
+rounds in turn (so that a shared machine's drift falls on every variant alike), and prints the median chars/s, the
+speed-up over exact's median and the bits/char difference. docs/record/benchmarks.md records its output.
 
 `--boundaries` measures what `generate.score_streams` is built on: the error each part boundary leaves, in bits
 summed over the part (parallel minus exact), over the 563 boundaries of 60, 77, 91, 101, 113 and 127 streams, for each

@@ -14,7 +14,7 @@ turn), exactly as a user would run them. The conditions simulate slower machine 
   condition go side by side, one per core (`taskset -c 0` and `-c 1`), since each uses one core only.
 
 `report` prints, per condition, each run's best validation bits/char, the step it came at and the steps it took,
-what auto chose, and auto minus default (negative: auto is better). docs/sizing.md records the output. Run it on
+what auto chose, and auto minus default (negative: auto is better). docs/record/sizing.md records the output. Run it on
 an otherwise idle machine: the budget is wall-clock time.
 """
 

@@ -1,4 +1,4 @@
-"""Training numbers of issue 2: hardware peak vs the training step, the 10-minute runs, and the report.
+"""Training numbers: hardware peak vs the training step, the 10-minute runs, and the report.
 
     .venv/bin/python bench/bench_train.py peak                 # ~1 minute: matmul peak, step FLOP/s, dropout cost
     .venv/bin/python bench/bench_train.py runs --minutes 10    # ~45 minutes: (a)-(c), (e) 10 minutes each, (d) 1 minute
@@ -13,18 +13,18 @@ were ~60× slower with 2 threads on a loaded 2-core machine than on an idle one)
 - (a) Nietzsche, default config (the 2×640 model: `--size fixed`, as for (b) and (e));
 - (b) tiny-shakespeare, default config (also reported in nats/char, the unit nanoGPT quotes);
 - (e) tiny-shakespeare with less dropout (`E_FLAGS`): within 10 minutes its validation rewards less dropout
-  than Nietzsche's, whose text comes from another book (README, "Choosing the defaults");
+  than Nietzsche's, whose text comes from another book (docs/record/defaults.md);
 - (c) the book's recipe (bench/book_recipe.py) on lower-cased Nietzsche, for the same minutes;
 - (d) textgen on the same lower-cased Nietzsche task (`--lowercase`), with `--size auto` (`D_FLAGS`: it picks the
   size and the settings that go with it for the budget on this machine, docs/sizing.md) and `--d-minutes`
   (default 1), so that the cosine schedule anneals within that budget. It evaluates every 50 steps without
   samples: the evaluations give the time to the recipe's quality its resolution and count on textgen's clock.
-  (docs/benchmarks.md's 18.5× record ran before `--size auto`, with `--lower-args "--eval-every 25 --hidden-size
+  (docs/record/benchmarks.md's 18.5× record ran before `--size auto`, with `--lower-args "--eval-every 25 --hidden-size
   512 --num-layers 1 --dropout 0.1 --embed-dropout 0 --weight-drop 0 --weight-decay 0 --warmup-steps 20 --lr
   4e-3"`.)
 
 `report` compares (c) and (d) by time to quality: the recipe's best validation bpc after its whole budget, the
-time the recipe first reached it, the time textgen first reached it, and the ratio (issue 2 asks for ≥ 10×).
+time the recipe first reached it, the time textgen first reached it, and the ratio (the target is ≥ 10×).
 textgen's time is its wall-clock `elapsed` from metrics.jsonl, which includes its own evaluations and samples;
 the recipe's is its training clock, which excludes the evaluations this benchmark adds (the book's recipe does
 not evaluate). Both choices are in the recipe's favour, so the ratio is conservative.
@@ -57,7 +57,7 @@ DEFAULT_WORK = Path("/tmp/textgen-bench")
 DEFAULT_CORPORA = ROOT.parent / "shared" / "corpora"
 MARKER = "bench.json"  # written into every run folder; `runs` only ever deletes folders that hold it
 
-#: Targets from issue 2 ("Numbers").
+#: The targets the report checks against (docs/record/benchmarks.md, Training).
 TARGET_NIETZSCHE_BPC = 1.82
 TARGET_SHAKESPEARE_NATS = 1.40
 TARGET_SPEEDUP = 10.0
@@ -237,7 +237,7 @@ class RunSpec:
 
 
 #: (e)'s settings: the defaults with less dropout, which tiny-shakespeare's validation rewards within 10 minutes,
-#: and no samples at the evaluations, as the README's runs of these settings were measured.
+#: and no samples at the evaluations, as the recorded runs of these settings were measured (docs/record/defaults.md).
 #: (a), (b) and (e) are records of the default 2×640 model, whatever size `--size auto` would fit to this machine.
 FIXED = ("--size", "fixed")
 E_FLAGS = ("--dropout", "0.1", "--embed-dropout", "0.05", "--weight-drop", "0.1", "--sample-len", "0")

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # A hyper-parameter sweep on one CUDA GPU: every candidate of a list trains at once, each in its own process.
 #
-# A candidate list (bench/sweeps/*.txt) has one line per run, `NAME CORPUS FLAGS…` (CORPUS is a file name in
-# CORPORA_DIR; `#` starts a comment). Candidates for the CPU default get `--steps` equal to the steps the same
-# configuration completes in 10 minutes on the 2-core CPU, so their learning curves show what 10 CPU-minutes buy
-# without spending 10 CPU-minutes on each; bundled-model candidates get `--minutes` or `--steps`.
+# A candidate list (bench/sweeps/*.txt; bench/sweeps/README.md lists the rounds) has one line per run,
+# `NAME CORPUS FLAGS…` (CORPUS is a file name in CORPORA_DIR; `#` starts a comment). Candidates for the CPU
+# default get `--steps` equal to the steps the same configuration completes in 10 minutes on the 2-core CPU, so
+# their learning curves show what 10 CPU-minutes buy without spending 10 CPU-minutes on each; bundled-model
+# candidates get `--minutes` or `--steps`.
 #
 # usage: bench/gpu_sweep.sh LIST CORPORA_DIR OUT_DIR [SECONDS]   (SECONDS: a hard limit per run, default 360)
 set -uo pipefail

@@ -10,7 +10,7 @@ saved in OUT/timings.json and reused, so an interrupted sweep goes on with the s
 (`textgen_core/training/sizing.py`), N being the steps the candidate takes in that many seconds here. Runs already
 finished are skipped. Fixing steps rather than minutes makes each result independent of the machine's load while
 the sweep runs; the timings say which step counts are worth the same time. `report` prints, per corpus and level,
-each candidate's steps and best validation bits/char (docs/sizing.md records the output).
+each candidate's steps and best validation bits/char (docs/record/sizing.md records the output).
 """
 
 from __future__ import annotations
