@@ -16,7 +16,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from textgen_core.training import EvalStats, Reporter, StepStats, Trainer
+from textgen_core.training.events import EvalStats, Reporter, StepStats
+from textgen_core.training.loop import Trainer
 
 from .safe import flat
 

@@ -14,7 +14,7 @@ from tests.test_train import tiny_config
 from textgen_core import tokenfile
 from textgen_core.corpus import SourceReader, load_corpus
 from textgen_core.errors import TextgenError
-from textgen_core.training import Trainer
+from textgen_core.training.loop import Trainer
 
 
 def read_in_pieces(path, chunk_bytes: int, **kw) -> str:

@@ -61,7 +61,8 @@ def quoted_text(n_chars: int, seed: int) -> str:
 @pytest.fixture(scope="module")
 def quote_model(tmp_path_factory: pytest.TempPathFactory):
     """A 1×32 LSTM trained for a few seconds on `quoted_text`; returns (model, vocabulary)."""
-    from textgen_core.training import TrainConfig, Trainer  # torch: only the tests that train pay for it
+    from textgen_core.training.config import TrainConfig
+    from textgen_core.training.loop import Trainer  # torch: only the tests that train pay for it
 
     tmp = tmp_path_factory.mktemp("cells")
     corpus = tmp / "quotes.txt"

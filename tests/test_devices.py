@@ -15,7 +15,8 @@ from tests.conftest import TINY_TRAIN, run_cli
 from tests.test_train import tiny_config
 from textgen_core import checkpoint as ckpt
 from textgen_core.runfolder import run_step
-from textgen_core.training import Trainer, evaluate_bpc
+from textgen_core.training.evaluation import evaluate_bpc
+from textgen_core.training.loop import Trainer
 from textgen_core.training.model import CharLSTM
 
 one_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -18,8 +18,8 @@ import torch.multiprocessing as mp
 from tests.conftest import ROOT, TINY_TRAIN, make_text, run_cli
 from tests.test_train import tiny_config
 from textgen_core import checkpoint as ckpt
-from textgen_core.training import Trainer
 from textgen_core.training.distributed import World
+from textgen_core.training.loop import Trainer
 
 WORLD = 2
 #: Every kind of dropout off: only then may two ranks match one process (each rank draws its own masks).

@@ -177,7 +177,8 @@ def run_cli_injected(tmp_path: Path, code: str, *args: str) -> subprocess.Comple
 
 def _run_at_step_10(corpus: Path, out: Path) -> dict[str, bytes]:
     """A run folder with a good checkpoint and resume state at step 10; returns its files' bytes."""
-    from textgen_core.training import TrainConfig, Trainer
+    from textgen_core.training.config import TrainConfig
+    from textgen_core.training.loop import Trainer
 
     tiny = {"embed_dim": 8, "hidden_size": 16, "num_layers": 1, "batch_size": 4, "seq_len": 16, "sample_len": 0}
     config = TrainConfig(corpus=[str(corpus)], out=str(out), steps=10, eval_every=10, device="cpu", **tiny)
@@ -235,7 +236,8 @@ class _FillingFile:
 def test_a_write_cut_short_by_a_full_disk_keeps_both_files(corpus_file: Path, tmp_path: Path, monkeypatch) -> None:
     """Half the bytes written, then ENOSPC: for the weights and for the resume state, the old file stays whole."""
     from textgen_core import atomic
-    from textgen_core.training import TrainConfig, Trainer
+    from textgen_core.training.config import TrainConfig
+    from textgen_core.training.loop import Trainer
 
     out = tmp_path / "run"
     before = _run_at_step_10(corpus_file, out)
@@ -253,7 +255,8 @@ def test_a_write_cut_short_by_a_full_disk_keeps_both_files(corpus_file: Path, tm
 
 def test_a_full_disk_for_the_metrics_log_is_one_line(corpus_file: Path, tmp_path: Path, monkeypatch) -> None:
     from textgen_core import runfolder
-    from textgen_core.training import TrainConfig, Trainer
+    from textgen_core.training.config import TrainConfig
+    from textgen_core.training.loop import Trainer
 
     out = tmp_path / "run"
     _run_at_step_10(corpus_file, out)
@@ -307,7 +310,8 @@ def test_an_unreadable_corpus_is_one_line_and_writes_nothing(corpus_file: Path, 
 
 
 def test_an_unwritable_run_folder_is_one_line(corpus_file: Path) -> None:
-    from textgen_core.training import TrainConfig, Trainer
+    from textgen_core.training.config import TrainConfig
+    from textgen_core.training.loop import Trainer
 
     config = TrainConfig(corpus=[str(corpus_file)], out="/proc/textgen/run", steps=1, device="cpu", **{
         "embed_dim": 8, "hidden_size": 16, "num_layers": 1, "batch_size": 4, "seq_len": 16,
@@ -344,7 +348,8 @@ def test_nan_weights_are_never_saved_over_a_good_checkpoint(corpus_file: Path, t
     """The last line of defence, below the divergence check: both writers refuse non-finite weights."""
     import torch
 
-    from textgen_core.training import TrainConfig, Trainer
+    from textgen_core.training.config import TrainConfig
+    from textgen_core.training.loop import Trainer
 
     out = tmp_path / "run"
     before = _run_at_step_10(corpus_file, out)
@@ -359,7 +364,8 @@ def test_nan_weights_are_never_saved_over_a_good_checkpoint(corpus_file: Path, t
 
 
 def test_resume_takes_a_lower_lr_as_the_divergence_message_advises(corpus_file: Path, tmp_path: Path) -> None:
-    from textgen_core.training import TrainConfig, Trainer
+    from textgen_core.training.config import TrainConfig
+    from textgen_core.training.loop import Trainer
 
     out = tmp_path / "run"
     _run_at_step_10(corpus_file, out)

@@ -12,8 +12,9 @@ from tests.test_train import TINY
 from textgen_core import checkpoint as ckpt
 from textgen_core.config import DEFAULT_HIDDEN, DEFAULT_LAYERS
 from textgen_core.errors import TextgenError
-from textgen_core.training import TrainConfig, Trainer
 from textgen_core.training.calibrate import calibrate
+from textgen_core.training.config import TrainConfig
+from textgen_core.training.loop import Trainer
 from textgen_core.training.sizing import CALIBRATION_SHARE, CANDIDATES, SIZE_FIELDS, Candidate, choose
 
 #: Seconds per step on a made-up machine, and the same machine twice as fast / four times as slow.

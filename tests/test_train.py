@@ -14,13 +14,10 @@ from textgen_core import checkpoint as ckpt
 from textgen_core.atomic import atomic_write_bytes
 from textgen_core.errors import TextgenError
 from textgen_core.runfolder import RESUME_KEYS, read_resume, run_step
-from textgen_core.training import (
-    TrainConfig,
-    Trainer,
-    evaluate_bpc,
-    make_streams,
-    stream_batch,
-)
+from textgen_core.training.batching import make_streams, stream_batch
+from textgen_core.training.config import TrainConfig
+from textgen_core.training.evaluation import evaluate_bpc
+from textgen_core.training.loop import Trainer
 from textgen_core.training.model import CharLSTM, dropout, module_name
 
 TINY = dict(

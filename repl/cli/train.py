@@ -201,15 +201,11 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         from textgen_core.runfolder import check_new_run
-        from textgen_core.training import (
-            Reporter,
-            TrainConfig,
-            Trainer,
-            cpu_threads,
-            distributed,
-            max_processes,
-            pick_device,
-        )
+        from textgen_core.training import distributed
+        from textgen_core.training.config import TrainConfig
+        from textgen_core.training.events import Reporter
+        from textgen_core.training.hardware import cpu_threads, max_processes, pick_device
+        from textgen_core.training.loop import Trainer
 
         from ..progress import RichReporter
     except ModuleNotFoundError as e:
