@@ -10,7 +10,7 @@ docs/record/README.md) with the bundled model, with `exact=True` and once per (s
 rounds in turn (so that a shared machine's drift falls on every variant alike), and prints the median chars/s, the
 speed-up over exact's median and the bits/char difference. docs/record/benchmarks.md records its output.
 
-`--boundaries` measures what `generate.score_streams` is built on: the error each part boundary leaves, in bits
+`--boundaries` measures what `scoring.score_streams` is built on: the error each part boundary leaves, in bits
 summed over the part (parallel minus exact), over the 563 boundaries of 60, 77, 91, 101, 113 and 127 streams, for each
 `--burn-in`; it prints their mean, standard deviation and largest.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from textgen_core import checkpoint, generate
+from textgen_core import checkpoint, scoring
 from textgen_core.inference import NumpyLSTM
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "nietzsche.txt"
@@ -44,8 +44,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--chars", type=int, default=100_000)
-    ap.add_argument("--streams", type=ints, default=[generate.SCORE_STREAMS])
-    ap.add_argument("--burn-in", type=ints, default=[generate.SCORE_BURN_IN])
+    ap.add_argument("--streams", type=ints, default=[scoring.SCORE_STREAMS])
+    ap.add_argument("--burn-in", type=ints, default=[scoring.SCORE_BURN_IN])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--boundaries", action="store_true", help="measure each part boundary's error (see above)")
     ap.add_argument("--short", type=int, metavar="N", help="check N short texts instead (see above)")
@@ -67,18 +67,18 @@ def main() -> None:
     variants = [(s, b) for s in args.streams for b in args.burn_in]
     times: dict[tuple[int, int] | None, list[float]] = {v: [] for v in [None, *variants]}
     bpc: dict[tuple[int, int] | None, float] = {}
-    saved = generate.SCORE_STREAMS, generate.SCORE_BURN_IN
+    saved = scoring.SCORE_STREAMS, scoring.SCORE_BURN_IN
     try:
         for _ in range(args.repeats):
             for v in times:
                 if v is not None:
-                    generate.SCORE_STREAMS, generate.SCORE_BURN_IN = v
+                    scoring.SCORE_STREAMS, scoring.SCORE_BURN_IN = v
                 t = time.perf_counter()
-                result = generate.score(model, ckpt.vocab, text, ckpt.meta.lowercase, exact=v is None)
+                result = scoring.score(model, ckpt.vocab, text, ckpt.meta.lowercase, exact=v is None)
                 times[v].append(time.perf_counter() - t)
                 bpc[v] = result.bpc
     finally:
-        generate.SCORE_STREAMS, generate.SCORE_BURN_IN = saved
+        scoring.SCORE_STREAMS, scoring.SCORE_BURN_IN = saved
     n = len(text)
     t_exact = float(np.median(times[None]))
     print(f"exact: {bpc[None]:.5f} bits/char, {n / t_exact:,.0f} chars/s (median of {args.repeats}: {t_exact:.1f} s)")
@@ -93,13 +93,13 @@ def main() -> None:
 
 
 def boundaries(model: NumpyLSTM, ckpt: checkpoint.Checkpoint, text: str, burn_ins: list[int]) -> None:
-    enc, inputs = generate._score_inputs(model, ckpt.vocab, text, ckpt.meta.lowercase)
-    exact = generate._score_sequential(model, inputs, enc.ids, None)
+    enc, inputs = scoring._score_inputs(model, ckpt.vocab, text, ckpt.meta.lowercase)
+    exact = scoring._score_sequential(model, inputs, enc.ids, None)
     n = len(exact)
     for burn_in in burn_ins:
         errors = []
         for streams in (60, 77, 91, 101, 113, 127):
-            fast = generate._score_parallel(model, inputs, enc.ids, streams, burn_in, None)
+            fast = scoring._score_parallel(model, inputs, enc.ids, streams, burn_in, None)
             bounds = np.linspace(0, n, streams + 1).astype(np.int64)
             extra = (exact - fast) / np.log(2)  # bits the parallel pass spends beyond the exact one
             errors += [extra[bounds[i] : bounds[i + 1]].sum() for i in range(1, streams)]
@@ -117,10 +117,10 @@ def short_texts(model: NumpyLSTM, ckpt: checkpoint.Checkpoint, text: str, count:
         n = int(np.exp(rng.uniform(np.log(3_500), np.log(40_000))))
         start = int(rng.integers(0, len(text) - n))
         window = text[start : start + n]
-        exact = generate.score(model, ckpt.vocab, window, ckpt.meta.lowercase, exact=True).bpc
-        fast = generate.score(model, ckpt.vocab, window, ckpt.meta.lowercase).bpc
+        exact = scoring.score(model, ckpt.vocab, window, ckpt.meta.lowercase, exact=True).bpc
+        fast = scoring.score(model, ckpt.vocab, window, ckpt.meta.lowercase).bpc
         diffs.append(fast - exact)
-        print(f"{n:7,d} chars, {generate.score_streams(n):3d} streams: diff {fast - exact:+.5f}", flush=True)
+        print(f"{n:7,d} chars, {scoring.score_streams(n):3d} streams: diff {fast - exact:+.5f}", flush=True)
     d = np.abs(diffs)
     print(f"{count} texts: largest |diff| {d.max():.5f}, r.m.s. {np.sqrt(np.mean(d**2)):.5f} bits/char")
 

@@ -20,10 +20,11 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.application import get_app
 
 from textgen_core.checkpoint import Checkpoint
-from textgen_core.keras_import import VocabSource
+from textgen_core.loader import VocabSource
 from textgen_core.sampling import SamplingSettings
 
 from .commands import REGISTRY
+from .features.model import banner
 from .follow import Follower
 from .keys import quiet_terminal
 from .prompt import default_history, make_prompt
@@ -88,7 +89,7 @@ def main(args: argparse.Namespace, ckpt: Checkpoint, vocab: VocabSource) -> int:
         windowed=args.window,
     )
     session.follow = args.follow
-    session.banner()
+    banner(session)
     follower = Follower(session)
     if keys is None:
         return piped(session, sys.stdin, follower)

@@ -4,7 +4,8 @@ A command is a name, aliases, an argument spec (``[T]`` optional, ``PATH`` requi
 of help and a handler. Handlers parse their argument with the rules of `values`, which are also the argparse
 types of the command line's flags, so a value is judged (and refused, in the same words) the same way on the
 command line and at the prompt. A bad value raises `TextgenError` saying what is allowed; dispatch prints it
-as one line and the session goes on. Handlers only parse and report: the work is `Session`'s.
+as one line and the session goes on. A handler is a function of the feature module that owns the command
+(`repl.features`); this module holds the table and the commands about commands (/help, /quit).
 """
 
 from __future__ import annotations
@@ -22,27 +23,11 @@ from rich.text import Text
 from textgen_core.config import BOOK_TEMPERATURES
 from textgen_core.errors import TextgenError
 
-from . import cellview
-from .pick import pick
+from .features import cells, model, save, scoring, settings, steering
+from .features.pick import pick
 from .safe import shown
 from .session import Session
-from .values import (
-    MAX_LENGTH,
-    MODES,
-    Number,
-    fmt_opt,
-    parse_beam_width,
-    parse_color,
-    parse_columns,
-    parse_count,
-    parse_length,
-    parse_seed,
-    parse_switch,
-    parse_temperature,
-    parse_top_k,
-    parse_top_p,
-    parse_window,
-)
+from .values import MAX_LENGTH, MODES
 
 Handler = Callable[["Session", str], None]
 
@@ -153,132 +138,6 @@ class _RegistryCompleter(Completer):
 # ---- handlers -------------------------------------------------------------------------------------------------
 
 
-def _temp(s: Session, arg: str) -> None:
-    if arg:
-        s.update(temperature=parse_temperature(arg))
-    s.show("temperature", f"{s.settings.temperature:g}" + (" (greedy)" if s.settings.temperature == 0 else ""))
-
-
-def _greedy(s: Session, arg: str) -> None:
-    _temp(s, "0")
-
-
-def _len(s: Session, arg: str) -> None:
-    if arg:
-        s.length = parse_length(arg)
-    s.show("length", f"{s.length:,} characters per run")
-
-
-def _topk(s: Session, arg: str) -> None:
-    if arg:
-        s.update(top_k=parse_top_k(arg))
-    s.show("top-k", fmt_opt(s.settings.top_k))
-
-
-def _topp(s: Session, arg: str) -> None:
-    if arg:
-        s.update(top_p=parse_top_p(arg))
-    s.show("top-p", fmt_opt(s.settings.top_p))
-
-
-def _seed(s: Session, arg: str) -> None:
-    if arg:
-        s.seed = parse_seed(arg)
-    s.show("seed", "off (fresh randomness each run)" if s.seed is None else f"{s.seed} (restarted by each new seed)")
-
-
-def _color(s: Session, arg: str) -> None:
-    if arg.lower() == "cell":
-        cellview.cell_colour(s)
-    elif arg:
-        s.color = parse_color(arg)
-    s.show("colour", s.colour_name)
-    s.legend()
-
-
-def _continue(s: Session, arg: str) -> None:
-    if arg:
-        s.carry = parse_switch(arg)
-    s.show("continue", "on: each turn carries the model's state on" if s.carry else "off: each seed starts fresh")
-
-
-def _window(s: Session, arg: str) -> None:
-    if arg:
-        s.set_window(parse_window(arg))
-    window = s.loaded.checkpoint.meta.window
-    if window is None:
-        s.show("window", "none: this model was not trained on fixed windows; it runs statefully")
-    elif s.generator.window is None:
-        s.show("window", f"off: each character from all before it, statefully (the model was trained on {window})")
-    else:
-        s.show("window", f"on: each character from the last {window}, from a zero state, as the model was trained")
-
-
-def _compare(s: Session, arg: str) -> None:
-    s.compare(parse_columns(arg))
-
-
-def _beam(s: Session, arg: str) -> None:
-    s.beam(parse_beam_width(arg))
-
-
-#: A character's number in the last output (/fork), a branch's id (/go).
-_parse_place = Number(int, 1, what="the character's number")
-_parse_branch = Number(int, 1, what="the branch id")
-
-
-def _fork(s: Session, arg: str) -> None:
-    number, _, char = arg.partition(" ")
-    s.fork(_parse_place(number), char if char else None)
-
-
-def _pick(s: Session, arg: str) -> None:
-    pick(s, arg)
-
-
-def _tree(s: Session, arg: str) -> None:
-    s.show_tree()
-
-
-def _go(s: Session, arg: str) -> None:
-    s.go(_parse_branch(arg))
-
-
-def _score(s: Session, arg: str) -> None:
-    s.score(arg)
-
-
-def _alts(s: Session, arg: str) -> None:
-    s.alternatives(parse_count(arg) if arg else 10)
-
-
-def _info(s: Session, arg: str) -> None:
-    s.info()
-
-
-def _load(s: Session, arg: str) -> None:
-    s.load(arg)
-
-
-def _follow(s: Session, arg: str) -> None:
-    if arg:
-        s.follow = parse_switch(arg)
-    s.show(
-        "follow",
-        "on: a new best model the run writes is switched to between turns"
-        if s.follow
-        else "off: a new best model the run writes is announced; /load switches",
-    )
-
-
-def _reset(s: Session, arg: str) -> None:
-    s.reset()
-
-
-def _save(s: Session, arg: str) -> None:
-    s.save(arg)
-
-
 def _quit(s: Session, arg: str) -> None:
     s.running = False
 
@@ -299,7 +158,7 @@ def _overview(s: Session) -> None:
     table = Table.grid(padding=(0, 2))
     for cmd in REGISTRY.commands:
         table.add_row(Text(cmd.usage, style="tg.key"), Text(cmd.help))
-    s.console.print(table)
+    s.print(table)
     s.note(
         "Type text and Enter: the model continues it. Empty Enter: continue the last output. "
         "Esc+Enter (or Alt+Enter): new line. While streaming: Up/Down or +/- change the temperature, "
@@ -312,21 +171,21 @@ _COMMANDS = [
         "temp",
         "[T]",
         "Show or set the temperature: 0 is greedy, 1 samples as trained, higher is wilder.",
-        _temp,
+        settings.temp,
         aliases=("temperature",),
     ),
     Command(
         "len",
         "[N]",
         f"Show or set how many characters a run generates (1 to {MAX_LENGTH:,}).",
-        _len,
+        settings.length,
         aliases=("length", "n"),
     ),
     Command(
         "topk",
         "[K|off]",
         "Show or set top-k: sample only among the K most likely characters.",
-        _topk,
+        settings.top_k,
         aliases=("top-k", "k"),
         choices=("off",),
     ),
@@ -334,23 +193,23 @@ _COMMANDS = [
         "topp",
         "[P|off]",
         "Show or set top-p: sample among the likeliest characters that make up P.",
-        _topp,
+        settings.top_p,
         aliases=("top-p", "p"),
         choices=("off",),
     ),
-    Command("greedy", "", "Always take the most likely character (the same as /temp 0).", _greedy),
+    Command("greedy", "", "Always take the most likely character (the same as /temp 0).", settings.greedy),
     Command(
         "seed",
         "[N|off]",
         "Show or set the random seed: then the same text and settings give the same output.",
-        _seed,
+        settings.seed,
         choices=("off",),
     ),
     Command(
         "color",
         "[prob|sampled|entropy|cell|off]",
         "Show or set what the colours mean, with a legend.",
-        _color,
+        settings.color,
         aliases=("colour",),
         choices=(*MODES, "cell"),
     ),
@@ -358,14 +217,14 @@ _COMMANDS = [
         "cells",
         "[FEATURE [FILE]|find REGEX]",
         "Rank the model's cells by how well they follow a feature (quotes, brackets, line…); no argument: all.",
-        cellview.rank,
-        choices=(*cellview.FEATURES, cellview.FIND),
+        cells.rank,
+        choices=(*cells.FEATURES, cells.FIND),
     ),
     Command(
         "cell",
         "[L:N|off]",
         "Colour output, /score and /compare by cell L:N's value (layer:index, as /cells lists them).",
-        cellview.choose_cell,
+        cells.choose_cell,
         choices=("off",),
     ),
     Command(
@@ -373,76 +232,79 @@ _COMMANDS = [
         "[T1 T2 … beamW]",
         "Continue the last seed at several temperatures in one pass, and beams as beamW "
         f"(default {' '.join(map(str, BOOK_TEMPERATURES))}).",
-        _compare,
+        steering.compare,
         aliases=("cmp",),
     ),
     Command(
         "beam",
         "W",
         "Continue the last seed with a beam search of width W: the likeliest text it finds, with its total bits.",
-        _beam,
+        steering.beam,
     ),
     Command(
         "pick",
         "[TEXT]",
         "Step mode: choose each next character from the model's top choices (after TEXT, else where it stands).",
-        _pick,
+        pick,
     ),
     Command(
         "fork",
         "N [CHAR]",
         "Restart the last output at its character N (as /alts numbers) with CHAR, else the likeliest other one.",
-        _fork,
+        steering.fork,
     ),
-    Command("tree", "", "List the branches: every run, /compare column, pick, beam and fork.", _tree),
-    Command("go", "ID", "Make branch ID current: an empty Enter continues it, /alts and /fork use it.", _go),
+    Command("tree", "", "List the branches: every run, /compare column, pick, beam and fork.", steering.tree),
+    Command("go", "ID", "Make branch ID current: an empty Enter continues it, /alts and /fork use it.", steering.go),
     Command(
-        "score", "TEXT", "Colour TEXT by how likely the model finds each character and give its bits/char.", _score
+        "score",
+        "TEXT",
+        "Colour TEXT by how likely the model finds each character and give its bits/char.",
+        scoring.score,
     ),
     Command(
         "alts",
         "[N]",
         "Table of the last output's N least likely characters with the model's top 5 instead.",
-        _alts,
+        scoring.alternatives,
         aliases=("alternatives",),
     ),
     Command(
-        "info", "", "Describe the checkpoint: config, parameters, vocabulary, corpus, steps, val bits/char.", _info
+        "info", "", "Describe the checkpoint: config, parameters, vocabulary, corpus, steps, val bits/char.", model.info
     ),
     Command(
         "load",
         "PATH",
         "Switch to another checkpoint (file or run folder); on error the current one stays.",
-        _load,
+        model.load,
         path=True,
     ),
     Command(
         "continue",
         "[on|off]",
         "Show or set whether the model's state carries across turns, chat-like.",
-        _continue,
+        settings.carry,
         choices=("on", "off"),
     ),
     Command(
         "window",
         "[on|off]",
         "Show or set how a model trained on fixed windows predicts: from its last window (on) or statefully (off).",
-        _window,
+        settings.window,
         choices=("on", "off"),
     ),
     Command(
         "follow",
         "[on|off]",
         "Show or set whether a new best model that the training run writes is loaded by itself between turns.",
-        _follow,
+        settings.follow,
         choices=("on", "off"),
     ),
-    Command("reset", "", "Forget the model's state and the last output (settings stay).", _reset),
+    Command("reset", "", "Forget the model's state and the last output (settings stay).", settings.reset),
     Command(
         "save",
         "FILE",
         "Save the transcript: plain text, or JSONL with probabilities if FILE ends .jsonl.",
-        _save,
+        save.save,
         path=True,
     ),
     Command("quit", "", "Leave the REPL (Ctrl-D does too).", _quit, aliases=("exit", "q")),

@@ -8,6 +8,10 @@ retitle the window or ring the bell.
 
 from __future__ import annotations
 
+from textgen_core.errors import shown
+
+__all__ = ["flat", "json_visible", "shown", "shown_char", "visible"]
+
 _TABLE: dict[int, str] = {}
 for _code in range(0x20):
     if chr(_code) not in "\n\t":
@@ -46,9 +50,3 @@ def json_visible(text: str) -> str:
     json.dumps escapes C0 controls in strings but passes DEL and C1 (U+0080–U+009F, where U+009B is a CSI)
     through. Outside strings JSON is ASCII, so escaping them everywhere keeps it valid and equal in value."""
     return text.translate(_JSON_TABLE)
-
-
-def shown(text: str) -> str:
-    """A user's value as quoted in an error message: shortened, since someone may paste a megabyte, and
-    `repr` keeps any control character in it from reaching the terminal."""
-    return repr(text if len(text) <= 24 else text[:24] + "…")

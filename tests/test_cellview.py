@@ -22,8 +22,8 @@ from conftest import (
 )
 from prompt_toolkit.input import create_pipe_input
 
-from repl import cellview
 from repl.commands import REGISTRY
+from repl.features import cells as cellview
 from repl.render import cell_style, make_console, prob_style
 from textgen_core.cells import (
     CellTracker,

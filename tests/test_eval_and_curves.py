@@ -14,7 +14,7 @@ from conftest import TINY_TRAIN, assert_one_line_error, make_text, run_cli
 from rich.console import Console
 
 from repl.bars import CharsBar
-from textgen_core import generate
+from textgen_core import scoring
 from textgen_core.runfolder import read_metrics
 
 
@@ -22,7 +22,7 @@ from textgen_core.runfolder import read_metrics
 def text_file(tmp_path: Path) -> Path:
     path = tmp_path / "text.txt"
     # Long enough for several parallel streams (`score_streams`), with a character to skip.
-    assert generate.score_streams(6_000) >= 2
+    assert scoring.score_streams(6_000) >= 2
     path.write_text(make_text(6_000, seed=7) + "€", encoding="utf-8")
     return path
 

@@ -14,9 +14,10 @@ import torch
 from conftest import ROOT, run_cli, write_random_checkpoint
 
 from textgen_core import checkpoint
-from textgen_core.generate import Generator, encode_seed, sample_many, score, start_id
+from textgen_core.generate import Generator, encode_seed, sample_many, start_id
 from textgen_core.inference import NumpyLSTM
 from textgen_core.sampling import SamplingSettings, softmax
+from textgen_core.scoring import score
 from textgen_core.training.model import CharLSTM
 
 

@@ -26,7 +26,8 @@ from prompt_toolkit.output import DummyOutput  # noqa: E402
 
 from repl.app import interactive  # noqa: E402
 from repl.prompt import make_prompt  # noqa: E402
-from textgen_core.keras_import import INSTALL_HINT, VocabSource  # noqa: E402
+from textgen_core.keras_import import INSTALL_HINT  # noqa: E402
+from textgen_core.loader import VocabSource  # noqa: E402
 from textgen_core.vocab import Vocabulary  # noqa: E402
 
 #: Keras's torch backend converts tensors with numpy 1's `__array__` signature; not ours to fix.

@@ -21,7 +21,7 @@ import h5py  # noqa: E402
 
 from textgen_core import checkpoint  # noqa: E402
 from textgen_core.errors import TextgenError  # noqa: E402
-from textgen_core.generate import Generator, sample_many, score  # noqa: E402
+from textgen_core.generate import Generator, sample_many  # noqa: E402
 from textgen_core.inference import NumpyLSTM  # noqa: E402
 from textgen_core.keras_import import (  # noqa: E402
     INSTALL_HINT,
@@ -31,6 +31,7 @@ from textgen_core.keras_import import (  # noqa: E402
     read_keras,
 )
 from textgen_core.sampling import SamplingSettings  # noqa: E402
+from textgen_core.scoring import score  # noqa: E402
 from textgen_core.vocab import Vocabulary  # noqa: E402
 
 #: Keras's torch backend converts tensors with numpy 1's `__array__` signature; not ours to fix.

@@ -13,7 +13,7 @@ import pexpect
 import pytest
 from conftest import ROOT, Terminal, make_text, run_cli, spawn_repl, terminal_env, write_random_checkpoint
 
-from textgen_core import checkpoint, generate
+from textgen_core import checkpoint, generate, scoring
 from textgen_core.generate import Generator, encode_seed
 
 
@@ -116,8 +116,8 @@ TOLERANCE = 0.002
 def test_parallel_scoring_equals_exact_within_the_stated_tolerance(trained: checkpoint.Checkpoint) -> None:
     text = make_text(40_000, seed=11)  # unseen text in the training text's style
     net = _net(trained)
-    exact = generate.score(net, trained.vocab, text, exact=True)
-    fast = generate.score(net, trained.vocab, text)
+    exact = scoring.score(net, trained.vocab, text, exact=True)
+    fast = scoring.score(net, trained.vocab, text)
     assert fast.chars == exact.chars == 40_000
     assert fast.text == exact.text
     assert abs(fast.bpc - exact.bpc) <= TOLERANCE
@@ -142,22 +142,22 @@ def test_shorter_texts_run_fewer_streams_and_stay_within_the_tolerance(
     number of streams shrinks with the length (`score_streams`) so that the tolerance holds for it too."""
     net = _net(bundled)
     text = make_text(chars, seed=14)
-    streams = generate.score_streams(chars)
-    assert 2 <= streams < generate.SCORE_STREAMS
-    exact = generate.score(net, bundled.vocab, text, bundled.meta.lowercase, exact=True)
-    fast = generate.score(net, bundled.vocab, text, bundled.meta.lowercase)
+    streams = scoring.score_streams(chars)
+    assert 2 <= streams < scoring.SCORE_STREAMS
+    exact = scoring.score(net, bundled.vocab, text, bundled.meta.lowercase, exact=True)
+    fast = scoring.score(net, bundled.vocab, text, bundled.meta.lowercase)
     assert abs(fast.bpc - exact.bpc) <= TOLERANCE
     assert not np.allclose(fast.probs, exact.probs, rtol=1e-4, atol=1e-6)  # it did run in parallel parts
 
 
 def test_the_number_of_streams_grows_with_the_text_and_parts_stay_longer_than_the_burn_in() -> None:
-    counts = [generate.score_streams(n) for n in range(0, 300_000, 97)]
+    counts = [scoring.score_streams(n) for n in range(0, 300_000, 97)]
     assert counts == sorted(counts)
-    assert counts[0] == 1 and counts[-1] == generate.SCORE_STREAMS
-    assert generate.score_streams(2_000) == 1  # a text this short is scored exactly
+    assert counts[0] == 1 and counts[-1] == scoring.SCORE_STREAMS
+    assert scoring.score_streams(2_000) == 1  # a text this short is scored exactly
     for n, s in zip(range(0, 300_000, 97), counts, strict=True):
         if s > 1:
-            assert n // s >= 4 * generate.SCORE_BURN_IN
+            assert n // s >= 4 * scoring.SCORE_BURN_IN
 
 
 def test_parallel_streams_are_exact_where_every_burn_in_reaches_the_start(trained: checkpoint.Checkpoint) -> None:
@@ -165,11 +165,11 @@ def test_parallel_streams_are_exact_where_every_burn_in_reaches_the_start(traine
     sequential pass scores it (to float rounding between batched and single-stream products); without one, the
     parts' first characters are scored from a zero state and differ."""
     net = _net(trained)
-    enc, inputs = generate._score_inputs(net, trained.vocab, make_text(6_000, seed=12), False)
-    exact = generate._score_sequential(net, inputs, enc.ids, None)
-    whole = generate._score_parallel(net, inputs, enc.ids, 3, len(inputs), None)
+    enc, inputs = scoring._score_inputs(net, trained.vocab, make_text(6_000, seed=12), False)
+    exact = scoring._score_sequential(net, inputs, enc.ids, None)
+    whole = scoring._score_parallel(net, inputs, enc.ids, 3, len(inputs), None)
     np.testing.assert_allclose(whole, exact, rtol=1e-4, atol=1e-6)
-    cold = generate._score_parallel(net, inputs, enc.ids, 3, 0, None)
+    cold = scoring._score_parallel(net, inputs, enc.ids, 3, 0, None)
     assert not np.allclose(cold, exact, rtol=1e-4, atol=1e-6)
 
 
@@ -177,7 +177,7 @@ def test_scoring_reports_progress_up_to_the_whole_text(trained: checkpoint.Check
     text = make_text(20_000, seed=13)
     for exact in (False, True):
         seen: list[tuple[int, int]] = []
-        generate.score(
+        scoring.score(
             _net(trained), trained.vocab, text, exact=exact, progress=lambda d, t, seen=seen: seen.append((d, t))
         )
         assert seen[-1] == (20_000, 20_000)
@@ -250,7 +250,7 @@ def test_sample_with_a_long_prompt_file_into_a_pipe_shows_no_bar(tmp_path: Path)
 
 
 def test_score_refuses_a_text_over_its_limit_with_one_line(repl_session) -> None:
-    from repl.session import MAX_SCORE_CHARS
+    from repl.features.scoring import MAX_SCORE_CHARS
 
     session, out = repl_session()
     over = ("the will to power " * (MAX_SCORE_CHARS // 10))[: MAX_SCORE_CHARS + 1]

@@ -19,6 +19,8 @@ from prompt_toolkit.document import Document
 
 from repl import values
 from repl.commands import REGISTRY
+from repl.features import steering
+from repl.features.model import banner
 from repl.values import parse_temperatures
 from textgen_core.errors import TextgenError
 
@@ -124,12 +126,12 @@ def test_on_a_narrow_terminal_the_banner_breaks_between_its_parts(repl_session) 
     from conftest import ANSI
 
     s, out = repl_session()
-    s.banner()
+    banner(s)
     one_line = out.getvalue().rstrip("\n")  # without colour the console is not a terminal: one line, for pipes
     assert "\n" not in one_line and one_line.endswith(" · type /help")
     s, out = repl_session(color=True)
     s.console.width = 40
-    s.banner()
+    banner(s)
     lines = ANSI.sub("", out.getvalue()).splitlines()
     assert len(lines) > 2 and all(len(line) <= 40 for line in lines)
     assert " · ".join(lines) == one_line
@@ -248,7 +250,7 @@ def test_compare_prints_one_labelled_block_per_temperature(repl_session) -> None
 def test_compare_is_one_batched_pass(repl_session) -> None:
     s, _ = repl_session(length=7)
     s.submit("the")
-    with mock.patch("repl.session.sample_many", wraps=__import__("repl.session").session.sample_many) as spy:
+    with mock.patch("repl.features.steering.sample_many", wraps=steering.sample_many) as spy:
         s.submit("/compare 0.2 0.5 1.0")
     assert spy.call_count == 1 and len(spy.call_args.args[3]) == 3
 
@@ -386,7 +388,7 @@ def test_random_lines_never_raise_and_never_print_controls(repl_session, tmp_pat
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        with mock.patch("repl.session.atomic_write_text", write_inside):
+        with mock.patch("repl.features.save.atomic_write_text", write_inside):
             run()
     finally:
         os.chdir(cwd)

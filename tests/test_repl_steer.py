@@ -102,7 +102,7 @@ def test_pick_needs_a_terminal(repl_session) -> None:
 
 
 def test_the_toolbar_says_how_to_use_step_mode(repl_session, monkeypatch: pytest.MonkeyPatch) -> None:
-    import repl.pick
+    import repl.features.pick
 
     seen = []
 
@@ -110,7 +110,7 @@ def test_the_toolbar_says_how_to_use_step_mode(repl_session, monkeypatch: pytest
         seen.append(s.toolbar())
         return True, ""
 
-    monkeypatch.setattr(repl.pick, "_apply", spy)
+    monkeypatch.setattr(repl.features.pick, "_apply", spy)
     with create_pipe_input() as inp:
         s, _ = repl_session(keys=inp)
         inp.send_text("q")

@@ -65,8 +65,8 @@ def test_ctrl_c_during_compare_or_load_returns_to_a_working_prompt(repl_session,
         prompt = make_prompt(session, None, input=inp, output=DummyOutput())
         inp.send_text("the will\r/compare\r/load elsewhere.safetensors\r/len 9\r\x04")
         with (
-            mock.patch("repl.session.sample_many", interrupted),
-            mock.patch("repl.session.open_model", interrupted),
+            mock.patch("repl.features.steering.sample_many", interrupted),
+            mock.patch("repl.features.model.open_model", interrupted),
         ):
             assert interactive(session, prompt) == 0
     assert out.getvalue().count("interrupted; the session goes on") == 2

@@ -8,12 +8,12 @@ Recurrent Networks", 2015) colour text by it. Cells are named ``L:N``: layer L (
 Alignment: value t is the cell state *after* the model has read character t of the text (the state in which it
 predicts character t + 1), and every feature describes the same moment, "having read text[:t+1]": an opening quote
 is inside the quotation, its closing quote is not. Before the first character the model reads the start character
-of `generate.start_id` (a newline where the vocabulary has one), the convention `generate.score` uses.
+of `generate.start_id` (a newline where the vocabulary has one), the convention `scoring.score` uses.
 
 How a text is run (`trace_cells`): in `streams` parallel streams, one batched step for all of them at a time,
 because a batch of B columns costs far less than B single steps. The text is cut into B consecutive parts; the
 first stream reads its part from the true start, each other stream starts `burn_in` characters before its part
-(from a fresh state; `generate.parallel_steps` runs them) and its values over those burn-in characters are
+(from a fresh state; `scoring.parallel_steps` runs them) and its values over those burn-in characters are
 thrown away. So every kept value has seen at least `burn_in` characters of context (the first stream: all of
 it). A cell that carries information over longer spans than the burn-in (a quotation that opened earlier) can be
 wrong for a while at the start of a part; `bench/bench_cells.py` measures the difference from one stream. Texts
@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import TextgenError
-from .generate import encode_seed, feed, parallel_steps, start_id
+from .generate import encode_seed, feed, start_id
 from .inference import LSTMState, NumpyLSTM
+from .scoring import parallel_steps
 from .vocab import Vocabulary
 
 #: Characters a trace keeps at most: 50,000 × 6 KB = 300 MB for the bundled 2×768 model.

@@ -23,6 +23,7 @@ from .atomic import atomic_write
 from .config import ModelConfig
 from .corpus import Source
 from .errors import TextgenError
+from .paths import user_path
 from .vocab import Vocabulary, is_forbidden_control
 
 FORMAT = "textgen-checkpoint"
@@ -37,6 +38,11 @@ RESUME_NAME = "resume.safetensors"
 MAX_HEADER_BYTES = 1 << 20
 BUNDLED_NAME = "nietzsche.safetensors"
 _DTYPES = {"F32": 4, "F16": 2, "F64": 8}
+#: Names that mean a Keras model wherever a checkpoint is expected (`loader`; a missing one is reported as one).
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+#: First bytes of a zip (a Keras 3 ``.keras``, or a PyTorch checkpoint) and of HDF5 (a legacy Keras ``.h5``).
+ZIP_MAGIC = b"PK\x03\x04"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 #: What to do about a damaged or foreign checkpoint (the end of most load errors).
 FIX = "re-download it, or retrain"
 
@@ -47,7 +53,7 @@ class NewerFormat(ValueError):
 
 def _sniff(head: bytes) -> str:
     """A guess at what a file that is not safetensors is, from its first bytes, for the error message."""
-    if head.startswith(b"PK\x03\x04"):
+    if head.startswith(ZIP_MAGIC):
         return "a zip archive (a PyTorch .pt/.bin checkpoint?) renamed .safetensors"
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "a Python pickle (never loaded: unpickling can run code) renamed .safetensors"
@@ -192,23 +198,22 @@ def bundled_path() -> Path:
 
 
 def resolve_path(arg: str | os.PathLike | None) -> Path:
-    """`-c` accepts a .safetensors file or a run folder; no argument means the bundled model."""
+    """The checkpoint file a user named: a .safetensors file, a run folder (its `model.safetensors`), or None for
+    the bundled model. A missing one is refused in one line that says what to give (a Keras name: a Keras model)."""
     if arg is None:
         path = bundled_path()
         if not path.is_file():
             raise TextgenError("the bundled model is missing from this install; pass -c CHECKPOINT")
         return path
-    try:
-        path = Path(arg).expanduser()
-        is_dir, exists = path.is_dir(), path.exists()
-    except (OSError, RuntimeError) as e:  # name too long, unknown ~user, …
-        raise TextgenError(f"{str(arg)[:80]!r}: not a usable checkpoint path ({e}); check the name") from None
-    if is_dir:
+    path = user_path(arg)
+    if path.is_dir():
         inner = path / WEIGHTS_NAME
         if not inner.is_file():
             raise TextgenError(f"{path}: folder has no {WEIGHTS_NAME}; give a checkpoint file or a training run folder")
         return inner
-    if not exists:
+    if not path.exists():
+        if path.suffix.lower() in KERAS_SUFFIXES:
+            raise TextgenError(f"{path}: no such file; give a Keras model saved as .keras or .h5")
         raise TextgenError(f"{path}: no such checkpoint; give a .safetensors file or a training run folder")
     return path
 

@@ -24,7 +24,6 @@ windows of many positions into one matrix product per step.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -33,7 +32,7 @@ import numpy as np
 
 from .config import PRIME_TAIL
 from .inference import LSTMState, NumpyLSTM
-from .sampling import LN2, SamplingSettings, distribution, draw, entropy_bits, log_softmax
+from .sampling import SamplingSettings, distribution, draw, entropy_bits, log_softmax
 from .vocab import Encoded, Vocabulary
 
 if TYPE_CHECKING:
@@ -47,8 +46,6 @@ SCORE_CHUNK = 2048
 ENCODE_PIECE = 1 << 16
 #: A progress callback: (done, total), in characters.
 Progress = Callable[[int, int], None]
-#: Windows run side by side when scoring a windowed model: one (4H, 512) state per step, a few MB for the book's model.
-WINDOW_BATCH = 512
 
 
 @dataclass(frozen=True)
@@ -109,41 +106,6 @@ class PrimeResult:
 
 
 @dataclass(frozen=True)
-class ScoreResult:
-    """The model's probability of each character of a text given everything before it.
-
-    `text` is what was scored (lower-cased for a lower-case model, unknown characters removed), `probs` its
-    per-character probabilities, `bits` each character's −log2 p (from log-probabilities, so it stays finite
-    where a probability underflows), `total_bits` their sum, `unknown` the characters skipped.
-    """
-
-    text: str
-    probs: np.ndarray
-    bits: np.ndarray
-    total_bits: float
-    unknown: dict[str, int] = field(default_factory=dict)
-
-    def records(self) -> Iterator[dict[str, object]]:
-        """One JSON-ready record per scored character (`char_record` plus its `bits`): `index` is the position in
-        `text`, and the records' bits add up to `total_bits` (up to float summation order)."""
-        for i, (char, prob, bits) in enumerate(zip(self.text, self.probs.tolist(), self.bits.tolist(), strict=True)):
-            yield char_record(char, i, prob, bits=bits)
-
-    @property
-    def chars(self) -> int:
-        return len(self.probs)
-
-    @property
-    def bpc(self) -> float:
-        """Bits per character (NaN when nothing was scored)."""
-        return self.total_bits / self.chars if self.chars else math.nan
-
-    @property
-    def unknown_count(self) -> int:
-        return sum(self.unknown.values())
-
-
-@dataclass(frozen=True)
 class GeneratorState:
     """A snapshot of a `Generator`: the LSTM state and the pending prediction for the next character (and, for a
     windowed generator, the ids of the window)."""
@@ -160,7 +122,7 @@ def start_id(model: NumpyLSTM, vocab: Vocabulary) -> int:
     return newline if newline is not None else int(np.argmax(model.initial_logits()))
 
 
-def _encode(vocab: Vocabulary, text: str, lowercase: bool) -> Encoded:
+def encode_text(vocab: Vocabulary, text: str, lowercase: bool) -> Encoded:
     return vocab.encode(text.lower() if lowercase else text)
 
 
@@ -178,7 +140,7 @@ def encode_seed(
     unknown: dict[str, int] = {}
     kept = skipped = 0
     for end in range(len(text), 0, -ENCODE_PIECE):
-        enc = _encode(vocab, text[max(0, end - ENCODE_PIECE) : end], lowercase)
+        enc = encode_text(vocab, text[max(0, end - ENCODE_PIECE) : end], lowercase)
         for ch, n in enc.unknown.items():
             unknown[ch] = unknown.get(ch, 0) + n
         take = min(len(enc.ids), PRIME_TAIL - kept)
@@ -272,7 +234,7 @@ class Generator:
     ):
         if len(vocab) != model.vocab_size:
             raise ValueError(f"vocabulary has {len(vocab)} characters, the model {model.vocab_size}")
-        _check_window(window)
+        check_window(window)
         self.window = window
         self.model = model
         self.vocab = vocab
@@ -378,7 +340,7 @@ def sample_many(
     chunk) when the first position is asked for. With `window`, every stream is predicted from its own last
     `window` characters (the windows advance as one batch).
     """
-    _check_window(window)
+    check_window(window)
     seed = encode_seed(model, vocab, prompt, lowercase)
     rngs = rng.spawn(len(settings))
     if window is not None:
@@ -400,168 +362,6 @@ def sample_many(
         yield tokens
 
 
-#: Parallel scoring: how many streams a long text is split into, and how many characters before its part each
-#: stream reads, unscored, to reach the state the sequential pass would have there (an LSTM's memory of what
-#: came earlier fades; docs/benchmarks.md measures the difference this leaves against `exact` scoring).
-SCORE_STREAMS = 128
-SCORE_BURN_IN = 50
-#: Each part's first characters after its burn-in are scored from an approximate state: one error per part
-#: boundary. On the bundled model at burn-in 50 (`bench/bench_score.py --boundaries`, 563 boundaries) it averages
-#: −0.14 bits (the parallel score comes out a little lower) with a spread of 1.49 bits; the constants below take
-#: the larger values of that and an earlier 225-boundary run (−0.26, 1.57). Over a text of n characters in s parts
-#: the errors shift bits/char by about (−0.26·(s−1) ± 1.57·√(s−1)) / n: nothing for long texts, too much for short
-#: ones cut into many parts, so `score_streams` runs the most streams for which that shift, with three times the
-#: spread, stays within SCORE_TOLERANCE. Every text from about 43,000 characters gets all `SCORE_STREAMS`.
-BOUNDARY_BIAS = 0.26
-BOUNDARY_SPREAD = 1.57
-SCORE_TOLERANCE = 0.002
-
-
-def score_streams(chars: int) -> int:
-    """How many parallel streams `score` runs over `chars` characters (1: the sequential pass). See BOUNDARY_BIAS."""
-    for streams in range(SCORE_STREAMS, 1, -1):
-        boundaries = streams - 1
-        if BOUNDARY_BIAS * boundaries + 3 * BOUNDARY_SPREAD * math.sqrt(boundaries) <= SCORE_TOLERANCE * chars:
-            return streams
-    return 1
-
-
-def _check_window(window: int | None) -> None:
+def check_window(window: int | None) -> None:
     if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window < 1):
         raise ValueError(f"window must be a positive integer or None, got {window!r}")
-
-
-def _score_inputs(model: NumpyLSTM, vocab: Vocabulary, text: str, lowercase: bool) -> tuple[Encoded, np.ndarray]:
-    """The encoded text (the targets) and what is fed before each of them: the start character, then the text."""
-    enc = _encode(vocab, text, lowercase)
-    inputs = np.concatenate([[start_id(model, vocab)], enc.ids[:-1]]).astype(np.int64)
-    return enc, inputs
-
-
-def _score_sequential(
-    model: NumpyLSTM, inputs: np.ndarray, targets: np.ndarray, progress: Progress | None, upto: int | None = None
-) -> np.ndarray:
-    """One stateful pass over the first `upto` positions (default: all); the rest of the array is left unset."""
-    upto = len(targets) if upto is None else upto
-    logp = np.empty(len(targets))
-    state = model.initial_state(1)
-    for a in range(0, upto, SCORE_CHUNK):
-        logits, _ = model.forward(inputs[a : min(a + SCORE_CHUNK, upto)], state)
-        at = np.arange(a, a + len(logits))
-        logp[at] = log_softmax(logits)[np.arange(len(at)), targets[at]]
-        if progress:
-            progress(a + len(at), len(targets))
-    return logp
-
-
-def _score_windowed(
-    model: NumpyLSTM, inputs: np.ndarray, targets: np.ndarray, window: int, progress: Progress | None
-) -> np.ndarray:
-    """Each position predicted from the `window` inputs before it, from a zero state (the Keras book's way).
-
-    The first `window` positions come from one stateful pass: their whole context fits in the window, so the two
-    ways coincide there. The rest run `WINDOW_BATCH` windows side by side.
-    """
-    stateful = min(window, len(targets))
-    logp = _score_sequential(model, inputs, targets, progress, upto=stateful)
-    # Position t ≥ window: the window is inputs[t - window + 1 .. t], i.e. the `window` characters before t.
-    offsets = np.arange(1 - window, 1)
-    for a in range(stateful, len(targets), WINDOW_BATCH):
-        at = np.arange(a, min(a + WINDOW_BATCH, len(targets)))
-        logits = model.window_logits(inputs[at[:, None] + offsets])
-        logp[at] = log_softmax(logits)[np.arange(len(at)), targets[at]]
-        if progress:
-            progress(int(at[-1]) + 1, len(targets))
-    return logp
-
-
-def parallel_steps(
-    model: NumpyLSTM, seq: np.ndarray, streams: int, burn_in: int
-) -> Iterator[tuple[np.ndarray, np.ndarray, LSTMState]]:
-    """Feed `seq` as `streams` consecutive parts side by side, one batched step for all of them at a time.
-
-    Every stream starts from a zero state `burn_in` positions before its part (or at position 0 where that is
-    earlier, so the first stream and any stream whose burn-in reaches the start are exact), so that when its part
-    begins its state approximates the one a single sequential pass has there: an LSTM's memory of what came earlier
-    fades. Yields, after each step, `(positions, columns, state)` for the streams inside their own part: the
-    positions of `seq` just fed, the state's columns (streams) that fed them, and the state (updated in place; the
-    head is not run, see `_score_parallel`). The one runner behind parallel scoring and `cells.trace_cells`.
-    """
-    n = len(seq)
-    bounds = np.linspace(0, n, streams + 1).astype(np.int64)
-    begins = np.maximum(bounds[:-1] - burn_in, 0)
-    state = model.initial_state(streams)
-    for t in range(int((bounds[1:] - begins).max())):
-        pos = begins + t
-        model.advance(seq[np.minimum(pos, n - 1)], state)  # a finished stream idles on the last input
-        keep = (pos >= bounds[:-1]) & (pos < bounds[1:])
-        if keep.any():
-            yield pos[keep], np.flatnonzero(keep), state
-
-
-def _score_parallel(
-    model: NumpyLSTM, inputs: np.ndarray, targets: np.ndarray, streams: int, burn_in: int, progress: Progress | None
-) -> np.ndarray:
-    """Score `targets` in `streams` parallel parts (see `parallel_steps`).
-
-    The top layer's outputs are collected for about `SCORE_CHUNK` characters and the head and the softmax run once
-    over all of them: one large product instead of a small one per step."""
-    logp = np.empty(len(targets))
-    tops = np.empty((model.hidden, SCORE_CHUNK + streams), np.float32)  # feature-major, as the state
-    at = np.empty(SCORE_CHUNK + streams, np.int64)
-    held = done = 0
-
-    def flush() -> None:
-        nonlocal held, done
-        logits = model.head(tops[:, :held])
-        logp[at[:held]] = log_softmax(logits)[np.arange(held), targets[at[:held]]]
-        done, held = done + held, 0
-        if progress:
-            progress(done, len(targets))
-
-    for pos, cols, state in parallel_steps(model, inputs, streams, burn_in):
-        k = len(cols)
-        tops[:, held : held + k] = model.top(state) if k == streams else model.top(state)[:, cols]
-        at[held : held + k] = pos
-        held += k
-        if held >= SCORE_CHUNK:
-            flush()
-    if held:
-        flush()
-    return logp
-
-
-def score(
-    model: NumpyLSTM,
-    vocab: Vocabulary,
-    text: str,
-    lowercase: bool = False,
-    *,
-    exact: bool = False,
-    window: int | None = None,
-    progress: Progress | None = None,
-) -> ScoreResult:
-    """The model's probability of each character of `text` given all before it (the first given the start
-    character), and the bits per character. Unknown characters are removed from the input and reported.
-
-    A text of a few thousand characters or more is scored in up to `SCORE_STREAMS` parallel streams (fewer for
-    shorter texts, see `score_streams` and `_score_parallel`): faster (docs/benchmarks.md measures how much), and
-    within a measured tolerance of the sequential result rather than equal to it. `exact` forces the sequential
-    pass, which every shorter text takes anyway. With `window`, each character is predicted from the `window`
-    characters before it (the start character counts as one), from a zero state: as the Keras book's model predicts.
-    `progress(done, total)` is called as characters are scored.
-
-    This is the one implementation behind `textgen eval` and the REPL's /score.
-    """
-    _check_window(window)
-    enc, inputs = _score_inputs(model, vocab, text, lowercase)
-    targets = enc.ids
-    streams = score_streams(len(targets))
-    if window is not None:
-        logp = _score_windowed(model, inputs, targets, window, progress)
-    elif exact or streams < 2:
-        logp = _score_sequential(model, inputs, targets, progress)
-    else:
-        logp = _score_parallel(model, inputs, targets, streams, SCORE_BURN_IN, progress)
-    bits = -logp / LN2
-    return ScoreResult(vocab.decode(targets), np.exp(logp), bits, float(bits.sum()), enc.unknown)

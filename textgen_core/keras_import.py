@@ -24,9 +24,7 @@ functions: Keras 1-2 computed ``clip(0.2x + 0.5, 0, 1)``, Keras 3 computes ``rel
 A Keras model stores no vocabulary: the book builds it as the sorted distinct characters of the lower-cased corpus
 (`keras_vocabulary`). Reading needs h5py only, never Keras.
 
-Every command that takes a model opens it through `open_model`, which accepts a textgen checkpoint or a Keras file
-alike, and runs it through `run_window`, which decides between the book's windowed prediction and the stateful one:
-each rule lives here once, not in each command.
+This module only reads Keras files; `textgen_core.loader` decides when a file a user names is one.
 """
 
 from __future__ import annotations
@@ -43,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint
-from .checkpoint import Checkpoint, CheckpointMeta
+from .checkpoint import HDF5_MAGIC, ZIP_MAGIC, Checkpoint, CheckpointMeta
 from .config import ModelConfig
 from .corpus import SourceReader
 from .errors import TextgenError
@@ -51,14 +49,8 @@ from .vocab import Vocabulary
 
 #: How a user gets h5py, which textgen needs only to read Keras files.
 INSTALL_HINT = "pip install 'textgen[keras]'"
-_ZIP_MAGIC = b"PK\x03\x04"
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 #: Layers that are the identity at inference and hold no weights.
 _IDENTITY = {"Dropout"}
-#: Names that mean a Keras model wherever a checkpoint is expected (a missing one is reported as a Keras file).
-KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-#: What to add when a Keras model is opened without a vocabulary (the command line's spelling of `VocabSource`).
-NEEDS_VOCAB = "add --vocab-from CORPUS (and --lowercase if it was trained lower-cased) or --chars FILE"
 #: What a refusal tells the user textgen can import.
 _SUPPORTED = "textgen imports one-hot or Embedding → LSTM layers → Dense softmax"
 
@@ -237,9 +229,9 @@ def read_keras(path: str | os.PathLike) -> KerasModel:
         raise TextgenError(f"{path}: no such file; give a Keras model saved as .keras or .h5") from None
     except OSError as e:
         raise TextgenError(f"{path}: cannot read ({e.strerror or e})") from None
-    if head.startswith(_ZIP_MAGIC):
+    if head.startswith(ZIP_MAGIC):
         fmt = "keras"
-    elif head == _HDF5_MAGIC:
+    elif head == HDF5_MAGIC:
         fmt = "h5"
     else:
         raise TextgenError(f"{path}: not a Keras model file (neither a .keras zip nor an HDF5 .h5)")
@@ -482,82 +474,3 @@ def keras_vocabulary(
             raise TextgenError(f"{chars}: the character {ch!r} appears twice; list each of the model's characters once")
         seen.add(ch)
     return Vocabulary(text)
-
-
-@dataclass(frozen=True)
-class VocabSource:
-    """Where a Keras model's vocabulary comes from: the corpus it was trained on (the book's rule) or a file of
-    its characters in order; `lowercase` also tells textgen to lower-case what it feeds the model."""
-
-    corpus: str | os.PathLike | None = None
-    chars: str | os.PathLike | None = None
-    lowercase: bool = False
-    encoding: str = "utf-8"
-
-    @property
-    def given(self) -> bool:
-        return self.corpus is not None or self.chars is not None
-
-    def vocabulary(self) -> Vocabulary:
-        return keras_vocabulary(corpus=self.corpus, chars=self.chars, lowercase=self.lowercase, encoding=self.encoding)
-
-
-def is_keras_file(path: str | os.PathLike) -> bool:
-    """Whether `path` is (or, by its name, is meant to be) a Keras model: a ``.keras``/``.h5`` name, or the first
-    bytes of HDF5, or a zip holding Keras's ``config.json`` (a renamed PyTorch zip is left to the checkpoint
-    loader, which names it)."""
-    path = Path(path)
-    if path.suffix.lower() in KERAS_SUFFIXES:
-        return True
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-        if head == _HDF5_MAGIC:
-            return True
-        if head.startswith(_ZIP_MAGIC):
-            with zipfile.ZipFile(path) as z:
-                return "config.json" in z.namelist()
-    except (OSError, zipfile.BadZipFile):
-        return False  # the checkpoint loader reports what is wrong with it
-    return False
-
-
-def open_model(
-    arg: str | os.PathLike | None, vocab: VocabSource | None = None, *, needs_vocab: str = NEEDS_VOCAB
-) -> Checkpoint:
-    """Open what a user gave where a model is expected: a textgen checkpoint (a file, a run folder, or None for
-    the bundled model) or a Keras ``.keras``/``.h5`` file, converted in memory with the vocabulary `vocab` says.
-
-    `vocab` matters only for a Keras file (a checkpoint holds its own); without it, one line naming the file and
-    `needs_vocab` (what to add). The Keras file is read first, so a file that is no model is reported as such
-    before the missing vocabulary is."""
-    try:
-        keras_file = arg is not None and not Path(arg).expanduser().is_dir() and is_keras_file(Path(arg).expanduser())
-    except (OSError, RuntimeError, ValueError):  # a name too long, an unknown ~user, a NUL: checkpoint.load says which
-        keras_file = False
-    if keras_file:
-        assert arg is not None
-        return keras_checkpoint(Path(arg).expanduser(), vocab, needs_vocab=needs_vocab)
-    return checkpoint.load(arg)  # which resolves a run folder, None (the bundled model) and a missing file
-
-
-def keras_checkpoint(
-    path: str | os.PathLike, vocab: VocabSource | None, *, needs_vocab: str = NEEDS_VOCAB
-) -> Checkpoint:
-    """A Keras file as an in-memory checkpoint with the vocabulary `vocab` says (`textgen import`, `open_model`).
-    The file is read first, so a file that is no model is reported as such before a missing vocabulary is."""
-    model = read_keras(path)
-    if vocab is None or not vocab.given:
-        raise TextgenError(f"{model.path}: a Keras model holds no vocabulary; {needs_vocab}")
-    return to_checkpoint(model, vocab.vocabulary(), lowercase=vocab.lowercase)
-
-
-def run_window(meta: CheckpointMeta, windowed: bool | None = None) -> int | None:
-    """The `window` a model runs with: the book's way (each character from the last ``meta.window``, a zero state
-    each time) for a model trained on fixed windows unless `windowed` is False; statefully (None) otherwise.
-    `windowed=True` for a model that records no window is refused: there is no length to use."""
-    if windowed and meta.window is None:
-        raise TextgenError(
-            "this model records no window (it was not trained on fixed-length windows), so it runs statefully only"
-        )
-    return meta.window if windowed is not False else None

@@ -120,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _show_passage(trace: CellTrace, feature: np.ndarray, cell: CellScore) -> None:
     """A passage of the text coloured by `cell`'s values, with the legend (terminals only)."""
-    from ..cellview import excerpt
+    from ..features.cells import excerpt
     from ..render import cell_legend, cell_style, make_console, styled
 
     console = make_console(sys.stdout, color=True)

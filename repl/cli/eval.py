@@ -1,4 +1,4 @@
-"""`textgen eval`: bits per character of a checkpoint over text files (the numbers of `generate.score`)."""
+"""`textgen eval`: bits per character of a checkpoint over text files (the numbers of `scoring.score`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from .options import add_checkpoint, add_window, open_model, window
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from textgen_core.generate import ScoreResult
+    from textgen_core.scoring import ScoreResult
 
 NAME = "eval"
 SUMMARY = "bits per character of a model over text files (characters it does not know are counted, not scored)"
@@ -67,8 +67,8 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, ScoreResult]:
 
     from textgen_core.corpus import read_text, val_start
     from textgen_core.errors import TextgenError
-    from textgen_core.generate import score
     from textgen_core.inference import NumpyLSTM
+    from textgen_core.scoring import score
 
     from ..bars import CharsBar
 

@@ -43,7 +43,8 @@ def _check_out(out: Path, model: Path, force: bool) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from textgen_core.describe import describe
-    from textgen_core.keras_import import keras_checkpoint, save_imported
+    from textgen_core.keras_import import save_imported
+    from textgen_core.loader import keras_checkpoint
 
     from ..describe import summary
     from ..safe import flat

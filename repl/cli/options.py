@@ -1,6 +1,7 @@
 """Options several subcommands share, defined once (one spelling, one help text), and how they open the model.
 
-Registering stays light: the library (numpy, h5py) is imported only when a command runs `open_model`.
+Registering stays light: the library (numpy, h5py) is imported only when a command runs `open_model`, through
+`textgen_core.loader`, the one place that opens what a user names.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from .. import values as v
 
 if TYPE_CHECKING:
     from textgen_core.checkpoint import Checkpoint
-    from textgen_core.keras_import import VocabSource
+    from textgen_core.loader import VocabSource
 
 
 def add_checkpoint(parser: argparse.ArgumentParser) -> None:
@@ -55,20 +56,20 @@ def add_window(parser: argparse.ArgumentParser) -> None:
 
 
 def vocab_source(args: argparse.Namespace) -> VocabSource:
-    from textgen_core.keras_import import VocabSource
+    from textgen_core.loader import VocabSource
 
     return VocabSource(corpus=args.vocab_from, chars=args.chars, lowercase=args.lowercase)
 
 
 def open_model(args: argparse.Namespace) -> Checkpoint:
-    """The model `-c` names, a textgen checkpoint or a Keras file (`keras_import.open_model`)."""
-    from textgen_core.keras_import import open_model as open_any
+    """The model `-c` names, a textgen checkpoint or a Keras file (`loader.open_model`)."""
+    from textgen_core.loader import open_model as open_any
 
     return open_any(args.checkpoint, vocab_source(args))
 
 
 def window(args: argparse.Namespace, ckpt: Checkpoint) -> int | None:
-    """The window `ckpt` runs with under `--window` (`keras_import.run_window`)."""
-    from textgen_core.keras_import import run_window
+    """The window `ckpt` runs with under `--window` (`loader.run_window`)."""
+    from textgen_core.loader import run_window
 
     return run_window(ckpt.meta, getattr(args, "window", None))

@@ -60,11 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     # Imported here, not above: the REPL loads rich, prompt_toolkit and numpy, which the other commands don't need.
-    from textgen_core.keras_import import run_window
-
     from ..app import main as run_app
     from .options import open_model, vocab_source
 
-    ckpt = open_model(args)
-    run_window(ckpt.meta, args.window)  # `--window on` for a model without one: refused before the session starts
-    return run_app(args, ckpt, vocab_source(args))
+    return run_app(args, open_model(args), vocab_source(args))

@@ -23,6 +23,8 @@ from textgen_core.cells import (
     CellTrace,
     CellTracker,
     Ranking,
+    cell_values,
+    continuation_values,
     feature_values,
     parse_cell,
     rank_cells,
@@ -32,13 +34,14 @@ from textgen_core.cells import (
 )
 from textgen_core.corpus import read_text
 from textgen_core.errors import TextgenError
-from textgen_core.generate import Generator
+from textgen_core.generate import Generator, Token
+from textgen_core.paths import user_path
 
-from .render import cell_legend, cell_style, styled
-from .safe import flat, shown
+from ..render import cell_legend, cell_style, colour_tokens, styled
+from ..safe import flat, shown
 
 if TYPE_CHECKING:
-    from .session import Session
+    from ..session import Session
 
 #: The session's own text is used once it is this long: shorter texts give correlations that mean little.
 MIN_SESSION_TEXT = 2_000
@@ -77,6 +80,30 @@ def cell_colour(session: Session) -> None:
     session.color = "cell"
 
 
+def coloured(session: Session, block: list[Token]) -> Text:
+    """A block that continues the last seed, coloured by the session's mode; in a cell view by the cell's values,
+    replayed from the seed (a batched run's or a beam's states are gone)."""
+    cells = None
+    if session.cell_view and session.cell is not None:
+        gen = session.generator
+        text = "".join(t.char for t in block)
+        seed = session.last_seed or ""
+        cell = session.cell
+        cells = continuation_values(gen.model, gen.vocab, seed, text, cell.layer, cell.index, lowercase=gen.lowercase)
+    return colour_tokens(block, session.color, cells)
+
+
+def cell_pieces(session: Session, text: str) -> list[tuple[str, str]] | None:
+    """`text` as (character, style) pieces coloured by the chosen cell's value, read from a fresh state (/score in a
+    cell view); None when no cell view is on."""
+    if not session.cell_view or session.cell is None:
+        return None
+    gen = session.generator
+    cell = session.cell
+    read, values = cell_values(gen.model, gen.vocab, text, cell.layer, cell.index, lowercase=gen.lowercase)
+    return list(zip(read, map(cell_style, values), strict=True))
+
+
 # ---- /cells ----------------------------------------------------------------------------------------------------
 
 
@@ -104,10 +131,8 @@ def rank(session: Session, arg: str) -> None:
 
 def _text_at_hand(session: Session, path: str | None) -> tuple[str, str]:
     """(text, what it is) for `/cells`: the file, the session's text, or a fresh sample (see the module doc)."""
-    from .session import _user_path
-
     if path is not None:
-        return read_text(_user_path(path)), shown(path)
+        return read_text(user_path(path)), shown(path)
     own = "".join(turn.seed + "".join(t.char for t in turn.tokens) for turn in session.transcript)
     if len(own) >= MIN_SESSION_TEXT:
         return own, "this session's text"
@@ -139,7 +164,7 @@ def _overview(session: Session, trace: CellTrace) -> None:
             table.add_row(name, feature.description, Text("not in this text", style="tg.dim"), "")
             continue
         table.add_row(name, feature.description, Text(best.label, style="tg.key"), f"{best.r:+.2f}")
-    session.console.print(table)
+    session.print(table)
     session.note("/cells FEATURE shows a feature's best cells on the text; /cell L:N colours the output by one")
 
 
@@ -149,12 +174,12 @@ def _show_ranking(session: Session, trace: CellTrace, ranking: Ranking, feature:
         table.add_column(column, justify="right" if column == "r" else "left")
     for i, cell in enumerate(ranking.cells):
         table.add_row(Text(flat(ranking.feature) if i == 0 else ""), Text(cell.label, style="tg.key"), f"{cell.r:+.3f}")
-    session.console.print(table)
+    session.print(table)
     best = ranking.cells[0]
     a, b = excerpt(trace.text, feature)
     values = trace.cell(best.layer, best.index)[a:b]
-    session.console.print(styled(zip(trace.text[a:b], map(cell_style, values), strict=True)), soft_wrap=True)
-    session.console.print(cell_legend(best.label), soft_wrap=True)
+    session.print(styled(zip(trace.text[a:b], map(cell_style, values), strict=True)), soft_wrap=True)
+    session.print(cell_legend(best.label), soft_wrap=True)
     session.note(f"watch cell {best.label} while the model writes: /cell {best.label}")
 
 

@@ -1,7 +1,7 @@
 """/pick, step mode: the keys that choose each next character, and the live list of choices.
 
 The model's work (choices, taking, drawing, exact undo) is `textgen_core.steer.Stepper`; the session records
-the result as a branch (`Session.begin_pick` / `end_pick`). This module only reads keys and draws the list.
+the result as a branch (`begin` / `end` here). This module reads keys, draws the list and keeps the result.
 
 Keys are read from the session's prompt_toolkit `Input` in raw mode, blocking on its file descriptor (so a
 waiting step mode costs nothing), with Ctrl-C a key like any other: it leaves, as Esc and `q` do, and keeps
@@ -21,11 +21,13 @@ from rich.table import Table
 from rich.text import Text
 
 from textgen_core.errors import TextgenError
-from textgen_core.steer import DEFAULT_CHOICES, Stepper
+from textgen_core.steer import DEFAULT_CHOICES, Branch, Stepper
+from textgen_core.vocab import describe_unknown
 
-from .render import colour_tokens, prob_style
-from .safe import flat, shown_char
-from .session import PICK_HELP, Session
+from ..render import colour_tokens, prob_style, styled
+from ..safe import flat, shown_char
+from ..session import ALTERNATIVES, PICK_HELP, Session
+from ..transcript import Turn
 
 if TYPE_CHECKING:
     from prompt_toolkit.input import Input
@@ -43,7 +45,7 @@ def pick(session: Session, seed_text: str) -> None:
     """Run step mode on `session` until Esc, `q`, Ctrl-C or the end of input; what was picked is kept."""
     if session.keys is None:
         raise TextgenError("step mode reads single keys: run textgen repl in a terminal to use /pick")
-    stepper, parent, context = session.begin_pick(seed_text)
+    stepper, parent, context = begin(session, seed_text)
     session.picking = True
     message = ""
     live = Live(
@@ -61,7 +63,43 @@ def pick(session: Session, seed_text: str) -> None:
                 live.update(_view(session, stepper, context, message), refresh=True)
     finally:
         session.picking = False
-        session.end_pick(stepper, parent, context, seed_text)
+        end(session, stepper, parent, context, seed_text)
+
+
+def begin(session: Session, seed_text: str) -> tuple[Stepper, Branch | None, str]:
+    """Step mode's start: the seed fed fresh (or, without one, the current branch's end, or the start
+    character); returns the stepper, the branch it continues (None: a new root) and its context."""
+    gen = session.generator
+    if seed_text or not session.primed or session.tree.current is None:
+        primed = gen.prime(seed_text)
+        if primed.unknown:
+            session.note(f"skipped characters this model does not know: {describe_unknown(primed.unknown)}")
+        if seed_text:
+            session.last_seed = seed_text
+        session.primed = False  # until something is picked: the branch it continued no longer matches the state
+        return Stepper(gen, alternatives=ALTERNATIVES), None, primed.text
+    parent = session.tree.get(session.tree.current)
+    return Stepper(gen, alternatives=ALTERNATIVES), parent, session.fed
+
+
+def end(session: Session, stepper: Stepper, parent: Branch | None, context: str, seed_text: str) -> None:
+    """Keep what was picked as a branch (a child starting after `parent`'s end, or a root) and the last output."""
+    tokens = list(stepper.tokens)
+    if not tokens:
+        session.note("nothing picked")
+        return
+    split = None if parent is None else len(parent.tokens) + 1
+    parent_id = None if parent is None else parent.id
+    branch = session.tree.add(
+        context, tokens, "pick", settings=session.settings, parent=parent_id, split=split, forced=len(tokens)
+    )
+    session.transcript.append(Turn(seed_text, tokens, [session.settings.temperature] * len(tokens), branch.id))
+    session.now_at(branch, 0)
+    lead = [(seed_text, "tg.seed")] if seed_text else [("…", "tg.note")]
+    session.print(styled(lead) + colour_tokens(tokens, session.color), soft_wrap=True)
+    session.note(
+        f"picked {len(tokens)} character(s): branch {branch.id}; /alts, /fork, /save and an empty Enter use it"
+    )
 
 
 def _apply(stepper: Stepper, press: KeyPress) -> tuple[bool, str]:
