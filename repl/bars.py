@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
 
 
 class CharsBar:
@@ -16,9 +18,12 @@ class CharsBar:
     It shows only on a terminal, only once the job has run `delay` seconds (a job that ends sooner took no time
     worth showing, and a bar that flashes for a moment is noise), and never for a call that is already done.
     Use it as a context manager, so that the bar is gone however the job ends (a Ctrl-C included).
+
+    `console` None means standard error, made (with rich's progress machinery) only when a bar is due: a job
+    that never shows one, such as a short prompt's priming, never imports them.
     """
 
-    def __init__(self, console: Console, what: str, *, delay: float = 0.0, note: str = ""):
+    def __init__(self, console: Console | None, what: str, *, delay: float = 0.0, note: str = ""):
         self.console = console
         self.what = what
         self.delay = delay
@@ -29,7 +34,14 @@ class CharsBar:
     def __call__(self, done: int, total: int) -> None:
         if self._progress is None:
             waited = time.monotonic() - self._start >= self.delay
-            if done >= total or not self.console.is_terminal or not waited:
+            if done >= total or not waited:
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            if self.console is None:
+                self.console = Console(stderr=True, highlight=False)
+            if not self.console.is_terminal:
                 return
             self._progress = Progress(
                 TextColumn(self.what),

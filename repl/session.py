@@ -110,18 +110,14 @@ class Session:
         self.vocab = vocab
         #: /window: None runs each model its own way (a windowed one windowed); False/True override that.
         self.windowed = windowed
-        self._use(ckpt)
+        self.use(ckpt)
 
     # ---- state ------------------------------------------------------------------------------------------------
-
-    def use(self, ckpt: checkpoint.Checkpoint) -> None:
-        """Switch to a checkpoint already loaded (the run being followed wrote a new best); settings stay."""
-        self._use(ckpt)
 
     def switch(self, ckpt: checkpoint.Checkpoint) -> None:
         """Switch to another model (/load): its settings stay, but the branches were the old model's (/go and /fork
         could not rebuild them), so they go; the saved transcript keeps their text, as runs of no branch."""
-        self._use(ckpt)
+        self.use(ckpt)
         for turn in self.transcript:
             turn.branch = None
         self.tree, self.output, self.rng_branch = BranchTree(), None, None
@@ -130,15 +126,16 @@ class Session:
         """/window on|off: run the model the book's way or statefully; the state starts afresh either way."""
         run_window(self.loaded.checkpoint.meta, on)  # a model without a window refuses `on`
         self.windowed = on
-        self._use(self.loaded.checkpoint)
+        self.use(self.loaded.checkpoint)
 
     def reset(self) -> None:
         """Forget the model's state (an empty Enter then has nothing to continue); settings stay."""
         self.generator.reset()
         self.primed = False
 
-    def _use(self, ckpt: checkpoint.Checkpoint) -> None:
-        # The preference applies to models that have a window; any other runs statefully, whatever it says.
+    def use(self, ckpt: checkpoint.Checkpoint) -> None:
+        """Run a checkpoint already loaded (at the start, or the run being followed wrote a new best); settings
+        stay. The /window preference applies to models that have a window; any other runs statefully."""
         window = run_window(ckpt.meta, self.windowed if ckpt.meta.window is not None else None)
         self.loaded = Loaded(
             ckpt, Generator.from_checkpoint(ckpt, settings=self._settings, seed=self.seed, window=window)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -206,3 +208,89 @@ def test_sampling_and_info_run_without_torch(tmp_path: Path) -> None:
     sample = run_cli("sample", "-c", str(run), "--prompt", "the ", "--len", "30", "--seed", "1", env=env)
     assert sample.returncode == 0, sample.stderr
     assert sample.stdout.startswith("the ") and len(sample.stdout) > len("the ")
+
+
+# ---- the shape of the code --------------------------------------------------------------------------------------
+
+#: Why these limits: a module past 500 lines or a class past 300 has taken on a second job (the REPL session once
+#: held every slash command's work; the Trainer set up, stepped, evaluated and saved). When a change reaches a
+#: limit, split the module or class by job, as `repl/features` and `textgen_core/training` are split; do not raise
+#: the limit.
+MAX_MODULE_LINES = 500
+MAX_CLASS_LINES = 300
+
+
+def overlong(name: str, path: Path) -> list[str]:
+    """The module at `path` if it is over the line limit, and each of its classes over theirs."""
+    source = path.read_text(encoding="utf-8")
+    lines = source.count("\n")
+    found = [f"{name}: {lines} lines"] if lines > MAX_MODULE_LINES else []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES:
+            found.append(f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    return found
+
+
+def test_no_module_over_500_lines_and_no_class_over_300() -> None:
+    found = [entry for module, path in project_modules().items() for entry in overlong(module, path)]
+    assert found == [], "split by job: " + "; ".join(found)
+
+
+def test_the_limits_catch_a_long_module_and_a_long_class(tmp_path: Path) -> None:
+    fits = tmp_path / "fits.py"
+    fits.write_text("class Small:\n" + "    x = 1\n" * (MAX_CLASS_LINES - 1) + "y = 2\n" * 10)
+    assert overlong("fits", fits) == []
+    big = tmp_path / "big.py"
+    big.write_text("class Big:\n" + "    x = 1\n" * MAX_CLASS_LINES + "y = 2\n" * MAX_MODULE_LINES)
+    assert overlong("big", big) == [
+        f"big: {MAX_MODULE_LINES + MAX_CLASS_LINES + 1} lines",
+        f"big.Big: {MAX_CLASS_LINES + 1} lines",
+    ]
+
+
+#: What `textgen sample` must not import: the other subcommands, and the library parts only they use.
+NOT_ON_THE_SAMPLE_PATH = (
+    "repl.cli.train",
+    "repl.cli.eval",
+    "repl.cli.info",
+    "repl.cli.cells",
+    "repl.cli.import_",
+    "repl.cli.repl",
+    "repl.app",
+    "repl.session",
+    "repl.features",
+    "repl.describe",
+    "repl.progress",
+    "textgen_core.training",
+    "textgen_core.keras_import",
+    "textgen_core.cells",
+    "textgen_core.describe",
+    "textgen_core.runfolder",
+    "textgen_core.tokenfile",
+    "torch",
+    "h5py",
+    "prompt_toolkit",
+    "rich",
+)
+
+LIST_IMPORTS = """
+import json, sys
+from repl.cli import main
+main(sys.argv[1:])
+json.dump(sorted(sys.modules), sys.stderr)
+"""
+
+
+def test_textgen_sample_imports_nothing_the_other_subcommands_use(tmp_path: Path) -> None:
+    model = write_random_checkpoint(tmp_path / "model.safetensors")
+    proc = subprocess.run(
+        [sys.executable, "-c", LIST_IMPORTS, "sample", "-c", str(model), "--prompt", "the ", "--len", "1"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    loaded = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert "textgen_core.generate" in loaded and "repl.cli.sample" in loaded  # the list is the real one
+    offenders = [m for m in loaded if any(m == bad or m.startswith(bad + ".") for bad in NOT_ON_THE_SAMPLE_PATH)]
+    assert offenders == []

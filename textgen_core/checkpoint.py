@@ -360,10 +360,12 @@ def load(arg: str | os.PathLike | None) -> Checkpoint:
         raise TextgenError(f"{path}: not a valid textgen checkpoint ({str(e).splitlines()[0][:120]}); {FIX}") from None
     tensors: dict[str, np.ndarray] = {}
     for name, arr in arrays.items():
-        arr = arr.astype(np.float32)
-        if not np.isfinite(arr).all():
+        # Widened without a copy when already float32; a float16 tensor is checked before (half the bytes to
+        # read), a float64 one after (a finite value too large for float32 becomes Inf).
+        wide = arr.astype(np.float32, copy=False)
+        if not np.isfinite(arr if arr.dtype == np.float16 else wide).all():
             raise TextgenError(f"{path}: weight {name} contains NaN or Inf; this checkpoint is unusable; {FIX}")
-        tensors[name] = arr
+        tensors[name] = wide
     return Checkpoint(path=path, tensors=tensors, meta=meta)
 
 

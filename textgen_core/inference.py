@@ -74,25 +74,34 @@ class NumpyLSTM:
         self.vocab_size = config.vocab_size
         #: The hard sigmoid's slope, or None for the sigmoid (see the module doc).
         self.hard_slope = RECURRENT_ACTIVATIONS[config.recurrent_activation]
-        # Row permutation i, f, g, o → i, f, o, g, and the pre-scale of the three sigmoid gates.
-        perm = np.concatenate([np.arange(0, 2 * h), np.arange(3 * h, 4 * h), np.arange(2 * h, 3 * h)])
+        # Rows reordered i, f, g, o → i, f, o, g, the three sigmoid gates pre-scaled: written block by block into
+        # the arrays that keep them, so that no weight matrix is copied twice (start-up pays for every pass).
         slope = 0.5 if self.hard_slope is None else self.hard_slope
-        scale = np.concatenate([np.full(3 * h, slope, F32), np.ones(h, F32)])[:, None]
+        order = ((0, 2 * h), (3 * h, 4 * h), (2 * h, 3 * h))
 
-        def gates(name: str, k: int) -> np.ndarray:
-            a = np.asarray(tensors[f"lstm.{name}_l{k}"], dtype=F32)[perm]
-            return a * (scale if a.ndim == 2 else scale[:, 0])
+        def gates(*names: str, k: int) -> np.ndarray:
+            parts = [np.asarray(tensors[f"lstm.{name}_l{k}"], dtype=F32) for name in names]
+            widths = [1 if p.ndim == 1 else p.shape[1] for p in parts]
+            out = np.empty((4 * h, sum(widths)), F32)
+            col = 0
+            for part, width in zip(parts, widths, strict=True):
+                rows = 0
+                for a, b in order:
+                    out[rows : rows + b - a, col : col + width] = part[a:b].reshape(b - a, width)
+                    rows += b - a
+                col += width
+            out[: 3 * h] *= slope
+            return out if out.shape[1] > 1 else out[:, 0]
 
         emb = np.asarray(tensors["embedding.weight"], dtype=F32)
         #: (vocab, 4H): layer 0's whole input contribution, biases included, for each character.
-        self.table = np.ascontiguousarray(emb @ gates("weight_ih", 0).T + gates("bias_ih", 0) + gates("bias_hh", 0))
+        self.table = np.ascontiguousarray(
+            emb @ gates("weight_ih", k=0).T + gates("bias_ih", k=0) + gates("bias_hh", k=0)
+        )
         #: Layer 0 recurrent weights (4H, H); layers above: fused (4H, 2H) over [h_below; h_own], and biases.
-        self.w_hh0 = np.ascontiguousarray(gates("weight_hh", 0))
-        self.w_fused = [
-            np.ascontiguousarray(np.concatenate([gates("weight_ih", k), gates("weight_hh", k)], axis=1))
-            for k in range(1, self.layers)
-        ]
-        self.b_fused = [(gates("bias_ih", k) + gates("bias_hh", k))[:, None] for k in range(1, self.layers)]
+        self.w_hh0 = gates("weight_hh", k=0)
+        self.w_fused = [gates("weight_ih", "weight_hh", k=k) for k in range(1, self.layers)]
+        self.b_fused = [(gates("bias_ih", k=k) + gates("bias_hh", k=k))[:, None] for k in range(1, self.layers)]
         self.w_head = np.ascontiguousarray(tensors["head.weight"], dtype=F32)
         self.b_head = np.asarray(tensors["head.bias"], dtype=F32).reshape(-1, 1).copy()  # a column, like logits
         #: The table as (4H, vocab): a batch's lookup `_table_t[:, ids]` is then feature-major and contiguous, so

@@ -1,8 +1,10 @@
 """The `textgen` command: subcommands for training, sampling, evaluation, inspection, and the REPL.
 
-Each subcommand lives in its own module of this package exposing ``register(subparsers)``, which adds its
-parser and sets ``func``; ``python -m repl.cli`` runs `run`. Registration imports nothing heavy: torch, numpy,
-rich and prompt_toolkit are imported only inside a subcommand's `main` when it runs, so every command starts fast.
+Each subcommand lives in its own module of this package exposing ``register(subparsers, spec)``, which adds its
+arguments and sets ``func``; ``python -m repl.cli`` runs `run`. `SUBCOMMANDS` lists them (name, module, one
+line, an example) without importing them: a command line imports only the module of the subcommand it names,
+and that module imports the library (numpy, rich, prompt_toolkit, torch) only inside its `main`, so every
+command starts with nothing loaded that it does not use.
 """
 
 from __future__ import annotations
@@ -10,13 +12,59 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 
 from textgen_core.errors import TextgenError
 
 from ..safe import flat
-from . import cells, eval, import_, info, repl, sample, train
+from .options import Subcommand
 
 PROG = "textgen"
+#: Every subcommand, in the order `textgen --help` lists them; each module is imported only when it runs.
+SUBCOMMANDS = (
+    Subcommand(
+        "repl",
+        "repl",
+        "interactive session: type a seed, watch it continue, coloured by the model's probabilities",
+        "textgen repl -c runs/book --temp 0.5",
+    ),
+    Subcommand(
+        "train",
+        "train",
+        "train a character-level LSTM on text files (val bits/char, resumable checkpoints)",
+        "textgen train book.txt --out runs/book --minutes 10",
+    ),
+    Subcommand(
+        "sample",
+        "sample",
+        "continue a prompt with a trained model, streamed, at one or more temperatures",
+        'textgen sample -c runs/book --prompt "the will to " --temp 0.2 0.5 1.0 1.2 --seed 1',
+    ),
+    Subcommand(
+        "eval",
+        "eval",
+        "bits per character of a model over text files (characters it does not know are counted, not scored)",
+        "textgen eval -c runs/book nietzsche.txt --split val --json",
+    ),
+    Subcommand(
+        "info",
+        "info",
+        "describe a checkpoint: config, parameters, vocabulary, corpus, steps, val bpc",
+        "textgen info -c runs/book --json",
+    ),
+    Subcommand(
+        "cells",
+        "cells",
+        "rank the model's LSTM cells by how well they follow a feature of a text (quotes, brackets, line position)",
+        "textgen cells -c runs/book nietzsche.txt --feature quote --top 5 --json",
+    ),
+    Subcommand(
+        "import",
+        "import_",
+        "turn a Keras character-level LSTM (.keras or .h5, e.g. the book's) into a textgen checkpoint",
+        "textgen import book.keras --vocab-from nietzsche.txt --lowercase --out book.safetensors",
+    ),
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -26,9 +74,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {flat(message)} (see {self.prog} --help)\n")
 
 
-def build_parser() -> Parser:
-    modules = (repl, train, sample, eval, info, cells, import_)
-    epilog = "commands:\n" + "\n".join(f"  {m.NAME:<8} {m.SUMMARY}\n  {'':<8}   e.g. {m.EXAMPLE}" for m in modules)
+def build_parser(command: str | None = None) -> Parser:
+    """The `textgen` parser. With `command`, only that subcommand's module is imported and given its arguments
+    (the others are listed by name and summary alone); without, every subcommand is complete."""
+    epilog = "commands:\n" + "\n".join(f"  {c.name:<8} {c.summary}\n  {'':<8}   e.g. {c.example}" for c in SUBCOMMANDS)
     epilog += "\n\nRun `textgen` with no command to open the REPL on the bundled Nietzsche model."
     parser = Parser(
         prog=PROG,
@@ -37,16 +86,20 @@ def build_parser() -> Parser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for m in modules:
-        m.register(sub)
+    for spec in SUBCOMMANDS:
+        if command is None or spec.name == command:
+            import_module(f"{__name__}.{spec.module}").register(sub, spec)
+        else:
+            sub.add_parser(spec.name, help=spec.summary)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status (0 ok, 2 user error, 130 interrupted)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(argv or ["repl"])
+    argv = list(sys.argv[1:] if argv is None else argv) or ["repl"]
+    names = {c.name for c in SUBCOMMANDS}
+    parser = build_parser(argv[0] if argv[0] in names else "")
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except TextgenError as e:

@@ -22,9 +22,8 @@ if TYPE_CHECKING:
 
     from textgen_core.cells import CellScore, CellTrace
 
-NAME = "cells"
-SUMMARY = "rank the model's LSTM cells by how well they follow a feature of a text (quotes, brackets, line position)"
-EXAMPLE = "textgen cells -c runs/book nietzsche.txt --feature quote --top 5 --json"
+    from .options import Subcommand
+
 FEATURE_NAMES = "quote, bracket, depth, line, word, sentence"  # the help text only; the library checks the name
 
 #: argparse names the option in their messages.
@@ -32,8 +31,8 @@ parse_top = v.Number(int, 1, 1000)
 parse_max_chars = v.Number(int, 1, 10_000_000)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
+def register(sub: argparse._SubParsersAction, spec: Subcommand) -> None:
+    p = spec.add_parser(sub)
     add_checkpoint(p)
     p.add_argument("file", metavar="FILE", help="the text to run through the model (UTF-8)")
     what = p.add_mutually_exclusive_group()  # one of the two: checked in `main`, in the same words as other errors

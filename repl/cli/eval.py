@@ -19,13 +19,11 @@ if TYPE_CHECKING:
 
     from textgen_core.scoring import ScoreResult
 
-NAME = "eval"
-SUMMARY = "bits per character of a model over text files (characters it does not know are counted, not scored)"
-EXAMPLE = "textgen eval -c runs/book nietzsche.txt --split val --json"
+    from .options import Subcommand
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
+def register(sub: argparse._SubParsersAction, spec: Subcommand) -> None:
+    p = spec.add_parser(sub)
     add_checkpoint(p)
     p.add_argument("files", nargs="+", metavar="FILE", help="text files, read one after the other like a corpus")
     p.add_argument(

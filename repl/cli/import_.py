@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .options import add_vocab, vocab_source
 
-NAME = "import"
-SUMMARY = "turn a Keras character-level LSTM (.keras or .h5, e.g. the book's) into a textgen checkpoint"
-EXAMPLE = "textgen import book.keras --vocab-from nietzsche.txt --lowercase --out book.safetensors"
+if TYPE_CHECKING:
+    from .options import Subcommand
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
+def register(sub: argparse._SubParsersAction, spec: Subcommand) -> None:
+    p = spec.add_parser(sub)
     p.add_argument("model", metavar="MODEL", help="the Keras model file: .keras (Keras 3) or .h5 (Keras 2, legacy)")
     p.add_argument("--out", required=True, metavar="FILE", help="the checkpoint to write (.safetensors)")
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")

@@ -6,18 +6,18 @@ import argparse
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from ..describe import info_renderables
 from ..safe import json_visible
 from .options import add_checkpoint, open_model
 
-NAME = "info"
-SUMMARY = "describe a checkpoint: config, parameters, vocabulary, corpus, steps, val bpc"
-EXAMPLE = "textgen info -c runs/book --json"
+if TYPE_CHECKING:
+    from .options import Subcommand
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
+def register(sub: argparse._SubParsersAction, spec: Subcommand) -> None:
+    p = spec.add_parser(sub)
     add_checkpoint(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=main)

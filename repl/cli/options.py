@@ -7,6 +7,7 @@ Registering stays light: the library (numpy, h5py) is imported only when a comma
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import values as v
@@ -14,6 +15,22 @@ from .. import values as v
 if TYPE_CHECKING:
     from textgen_core.checkpoint import Checkpoint
     from textgen_core.loader import VocabSource
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """A subcommand as `textgen --help` lists it, declared without importing its module (`module`, in this
+    package), so that only the subcommand that runs is loaded."""
+
+    name: str
+    module: str
+    summary: str
+    example: str
+
+    def add_parser(self, sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+        """The subcommand's parser, described by its summary and example (its module adds the arguments)."""
+        description = f"{self.summary[0].upper()}{self.summary[1:]}. Example: {self.example}"
+        return sub.add_parser(self.name, help=self.summary, description=description)
 
 
 def add_checkpoint(parser: argparse.ArgumentParser) -> None:

@@ -6,21 +6,22 @@ Its flags parse with the same rules (`repl.values`) as the slash commands that c
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from textgen_core.config import DEFAULT_LENGTH
 
 from .. import values as v
 from .options import add_checkpoint, add_window
 
-NAME = "repl"
-SUMMARY = "interactive session: type a seed, watch it continue, coloured by the model's probabilities"
-EXAMPLE = "textgen repl -c runs/book --temp 0.5"
+if TYPE_CHECKING:
+    from .options import Subcommand
+
 
 DEFAULT_TEMPERATURE = 0.8
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
+def register(sub: argparse._SubParsersAction, spec: Subcommand) -> None:
+    p = spec.add_parser(sub)
     add_checkpoint(p)
     p.add_argument(
         "--temp",

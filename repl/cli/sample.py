@@ -27,9 +27,8 @@ if TYPE_CHECKING:
     from textgen_core.sampling import SamplingSettings
     from textgen_core.vocab import Vocabulary
 
-NAME = "sample"
-SUMMARY = "continue a prompt with a trained model, streamed, at one or more temperatures"
-EXAMPLE = 'textgen sample -c runs/book --prompt "the will to " --temp 0.2 0.5 1.0 1.2 --seed 1'
+    from .options import Subcommand
+
 DEFAULT_TEMP = 1.0
 #: The promise about long seeds, with the tolerance bench/bench_prime.py measured (docs/errors.md).
 TAIL_HELP = (
@@ -40,8 +39,8 @@ TAIL_HELP = (
 FLUSH_EVERY = 0.03
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
+def register(sub: argparse._SubParsersAction, spec: Subcommand) -> None:
+    p = spec.add_parser(sub)
     add_checkpoint(p)
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", default="", metavar="TEXT", help="seed text (default: start of a line)")
@@ -140,7 +139,6 @@ def _beam(args: argparse.Namespace, model: NumpyLSTM, vocab: Vocabulary, prompt:
 
 def main(args: argparse.Namespace) -> int:
     import numpy as np
-    from rich.console import Console
 
     from textgen_core.corpus import read_text
     from textgen_core.generate import encode_seed, sample_many
@@ -168,7 +166,7 @@ def main(args: argparse.Namespace) -> int:
     out = _Output(sys.stdout, settings, prompt, args.jsonl)
     held: list[list[str]] = [[out.header(i)] for i in range(1, len(settings))]
     rng = np.random.default_rng(args.seed)
-    with CharsBar(Console(stderr=True, highlight=False), "priming the seed", note=" · Ctrl-C stops") as bar:
+    with CharsBar(None, "priming the seed", note=" · Ctrl-C stops") as bar:
         steps = sample_many(model, ckpt.vocab, prompt, settings, args.len, rng, lowercase, progress=bar, window=win)
         try:
             first = next(steps)  # the seed is fed here: its bar, if any, is gone before any output

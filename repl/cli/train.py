@@ -8,23 +8,24 @@ import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textgen_core import config as defaults
 from textgen_core.corpus import DEFAULT_MAX_VOCAB
 
 from .. import values as v
 
-NAME = "train"
-SUMMARY = "train a character-level LSTM on text files (val bits/char, resumable checkpoints)"
-EXAMPLE = "textgen train book.txt --out runs/book --minutes 10"
+if TYPE_CHECKING:
+    from .options import Subcommand
+
 #: Upper bounds of the optimiser's rates: far beyond any useful value, and below where AdamW's float32
 #: arithmetic overflows (a traceback from torch instead of a message).
 MAX_LR = 1.0
 MAX_WEIGHT_DECAY = 10.0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(NAME, help=SUMMARY, description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}. Example: {EXAMPLE}")
+def register(sub: argparse._SubParsersAction, spec: Subcommand) -> None:
+    p = spec.add_parser(sub)
     p.add_argument("corpus", nargs="+", metavar="CORPUS", help="UTF-8 text file(s), concatenated in order")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder for checkpoints and metrics")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
