@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 WINDOW_BATCH = 512
 #: Parallel scoring: how many streams a long text is split into, and how many characters before its part each
 #: stream reads, unscored, to reach the state the sequential pass would have there (an LSTM's memory of what
-#: came earlier fades; docs/benchmarks.md measures the difference this leaves against `exact` scoring).
+#: came earlier fades; docs/record/benchmarks.md measures the difference this leaves against `exact` scoring).
 SCORE_STREAMS = 128
 SCORE_BURN_IN = 50
 #: Each part's first characters after its burn-in are scored from an approximate state: one error per part
@@ -202,7 +202,7 @@ def score(
     character), and the bits per character. Unknown characters are removed from the input and reported.
 
     A text of a few thousand characters or more is scored in up to `SCORE_STREAMS` parallel streams (fewer for
-    shorter texts, see `score_streams` and `_score_parallel`): faster (docs/benchmarks.md measures how much), and
+    shorter texts, see `score_streams` and `_score_parallel`): faster (docs/record/benchmarks.md measures how much), and
     within a measured tolerance of the sequential result rather than equal to it. `exact` forces the sequential
     pass, which every shorter text takes anyway. With `window`, each character is predicted from the `window`
     characters before it (the start character counts as one), from a zero state: as the Keras book's model predicts.

@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction, spec: Subcommand) -> None:
         "--exact",
         action="store_true",
         help="score in one sequential pass; by default a long text is scored in parallel streams, faster "
-        "and within 0.002 bits/char of it (docs/benchmarks.md)",
+        "and within 0.002 bits/char of it (docs/record/benchmarks.md)",
     )
     p.add_argument(
         "--jsonl",
