@@ -17,9 +17,11 @@ The modules, one job each:
 - `evaluation`: validation bits per character and the samples of an evaluation;
 - `sizing` and `calibrate`: --size auto's rule (no torch) and the timing of candidate sizes;
 - `finetune`: starting from a checkpoint (--init);
+- `prepare`: setting a run up (its settings, its text as the model numbers it, its size, its model);
+- `saving`: the training state to and from the resume file;
 - `events`: what a run reports to a front end;
-- `loop`: the Trainer.
+- `loop`: the Trainer: the run's state, and the steps, evaluations and saves that move it on.
 
-The run folder's files (resume state, metrics log) are read and written by `textgen_core.runfolder`, outside this
-package: `textgen info` reads them without torch.
+The run folder's layout, the reading of its resume file and its metrics log are `textgen_core.runfolder`'s,
+outside this package: `textgen info` reads a run's progress through it without torch.
 """

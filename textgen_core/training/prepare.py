@@ -1,0 +1,201 @@
+"""Setting a run up before its first step: its settings, its text as the model numbers it, its size, its model.
+
+The settings are the command's, merged with the resumed run's or the --init checkpoint's (`config`, `finetune`);
+the text is the corpus split into training and validation, in the vocabulary of the model; `--size auto` times
+candidate sizes here (`sizing`, `calibrate`); the model and its optimiser are built fresh or from the --init
+weights. Every check that can refuse a run lives here, and `loop.Trainer` runs them on rank 0 first so that a
+user error is reported once. What a resume file holds is put back by `saving`, which writes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from .. import checkpoint as ckpt
+from .. import tokenfile
+from ..config import ModelConfig
+from ..corpus import Corpus, Source, load_corpus
+from ..errors import TextgenError
+from ..runfolder import check_new_run, read_resume
+from ..vocab import Vocabulary
+from .calibrate import StepTimer, calibrate, measure_step
+from .config import TrainConfig, check_fixed_fields, merge_resumed, with_budget
+from .distributed import World
+from .evaluation import EVAL_MAX_CHARS
+from .events import Reporter
+from .finetune import adopt_start, load_start, model_ids
+from .model import CharLSTM
+from .sizing import CANDIDATES, SHAPE_FIELDS, Choice, eligible
+
+#: A resume file's contents: its tensors and its metadata (`runfolder.read_resume`).
+Saved = tuple[dict[str, np.ndarray], dict]
+
+
+def settle_config(
+    config: TrainConfig, resume: bool, explicit: frozenset[str], world: World
+) -> tuple[TrainConfig, Saved | None, ckpt.Checkpoint | None]:
+    """The run's config: the command's and, where there is one, the resumed run's or the --init checkpoint's.
+    Returned with the resume state and the --init checkpoint (a resumed run has its own weights)."""
+    out = Path(config.out)
+    if not resume:
+        check_new_run(out)
+    saved = read_resume(out) if resume else None
+    start = None
+    if saved is not None:
+        check_world_size(saved[1], world)
+        config = merge_resumed(config, saved[1]["config"], explicit)
+    elif config.init is not None:
+        start = load_start(config.init)
+        config = adopt_start(config, start, explicit)
+    return with_budget(config), saved, start
+
+
+def check_world_size(meta: dict, world: World) -> None:
+    """Each rank continues its own streams and RNG, so a run resumes only with as many processes as it had."""
+    saved = int(meta.get("world_size", 1))
+    if saved != world.size:
+        had, now = (f"{n} process{'es' if n > 1 else ''}" for n in (saved, world.size))
+        raise TextgenError(
+            f"--resume: the run was trained by {had} and this is {now}; resume it with "
+            f"{'--nproc ' + str(saved) if saved > 1 else 'a single process (no --nproc, no torchrun)'}"
+        )
+
+
+def load_run_corpus(config: TrainConfig, reporter: Reporter) -> Corpus:
+    """In memory, or (for large corpora) as a map of the run's token file, which is built on first use."""
+    c = config
+    settings = dict(encoding=c.encoding, lowercase=c.lowercase, max_vocab=c.max_vocab)
+    if tokenfile.corpus_bytes(c.corpus) < tokenfile.MIN_BYTES:
+        return load_corpus(c.corpus, **settings)
+    return tokenfile.load_token_corpus(c.corpus, Path(c.out), progress=reporter.reading, **settings)
+
+
+def check_same_data(meta: dict, corpus: Corpus, given: TrainConfig, run: TrainConfig, explicit: frozenset[str]) -> None:
+    """A resume trains on the run's own text with its own model and data layout; anything else is refused."""
+    saved_sources = [Source.from_dict(s) for s in meta["sources"]]
+    now = [(s.name, s.sha256) for s in corpus.sources]
+    if now != [(s.name, s.sha256) for s in saved_sources]:
+        raise TextgenError(
+            f"--resume: the corpus differs from the run's ({', '.join(s.name for s in saved_sources)}); "
+            "give the same files or start a new --out"
+        )
+    check_fixed_fields(given, run, explicit)
+
+
+def _renumber(ids: np.ndarray, lut: np.ndarray | None) -> np.ndarray:
+    return ids if lut is None else lut[ids]
+
+
+@dataclass(frozen=True)
+class Data:
+    """The run's text as the model numbers it.
+
+    The model's vocabulary is the corpus's own, or that of the checkpoint the run started from (or resumes),
+    which must hold every character of the corpus; `lut` maps the corpus's ids to the model's (None where they
+    are the same), applied to each batch as it is cut, so a mapped corpus is never copied whole."""
+
+    vocab: Vocabulary
+    lut: np.ndarray | None
+    #: The training split, in the corpus's ids: the streams are cut from it.
+    train_tokens: np.ndarray
+    #: The start of the validation split (at most `EVAL_MAX_CHARS`), in the model's ids.
+    val_tokens: np.ndarray
+
+    def model_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Token ids of the corpus as the model's vocabulary numbers them."""
+        return _renumber(ids, self.lut)
+
+
+def prepare_data(
+    corpus: Corpus, config: TrainConfig, world: World, saved: Saved | None, start: ckpt.Checkpoint | None
+) -> Data:
+    """The corpus split and numbered for the model, refused when too short for the batch shape."""
+    vocab, lut = corpus.vocab, None
+    if start is not None:
+        vocab = start.vocab
+        lut = model_ids(corpus.vocab, vocab, "--init", "drop --init to train a new model")
+    elif saved is not None:
+        vocab = Vocabulary(saved[1]["vocab"])
+        lut = model_ids(corpus.vocab, vocab, "--resume", "start a new --out")
+    train_tokens, val_tokens = corpus.split(config.val_fraction)
+    data = Data(vocab, lut, train_tokens, _renumber(val_tokens[:EVAL_MAX_CHARS], lut))
+    _check_sizes(data, config, world)
+    return data
+
+
+def _check_sizes(data: Data, config: TrainConfig, world: World) -> None:
+    n_train, c = len(data.train_tokens), config
+    need = world.size * c.batch_size * (2 * c.seq_len + 2)
+    if n_train < need:
+        procs = f" and {world.size} processes" if world.size > 1 else ""
+        raise TextgenError(
+            f"corpus too short: {n_train} training characters, need at least {need} for --batch-size "
+            f"{c.batch_size} and --seq-len {c.seq_len}{procs}; add text or lower --batch-size / --seq-len"
+        )
+    if len(data.val_tokens) < 2:
+        raise TextgenError("the validation split is empty; add text or raise --val-fraction")
+
+
+def choose_size(
+    config: TrainConfig,
+    data: Data,
+    explicit: frozenset[str],
+    world: World,
+    device: torch.device,
+    precision: str,
+    timer: StepTimer | None,
+) -> tuple[TrainConfig, Choice, float]:
+    """--size auto: time the candidate sizes here and take the one the rule picks for the budget; every setting
+    the user gave wins over the candidate's. Returns the config with the choice, the choice, and the seconds the
+    timing took (they count in the budget). `timer` replaces the timing (tests inject timings)."""
+    c = config
+    if c.minutes is None:
+        raise TextgenError(
+            "--size auto fits the model to a --minutes budget; give --minutes, or give the size "
+            "(--hidden-size, --num-layers) for a --steps or --epochs budget"
+        )
+    if c.init is not None:
+        raise TextgenError("--init keeps its checkpoint's size; drop --size auto")
+    if world.size > 1:
+        raise TextgenError("--size auto times one process; give the size (--hidden-size, --num-layers) with --nproc")
+    given = {f: getattr(c, f) for f in SHAPE_FIELDS if f in explicit}
+    candidates = eligible(given)
+    if not candidates:
+        shown = " ".join(f"--{f.replace('_', '-')} {v}" for f, v in given.items())
+        sizes = ", ".join(k.label for k in CANDIDATES)
+        raise TextgenError(f"--size auto chooses among {sizes}; none has {shown}: drop it or --size auto")
+    if timer is None:
+        timer = measure_step(c, len(data.vocab), data.model_ids(data.train_tokens), device, precision)
+    choice, seconds = calibrate(candidates, 60.0 * c.minutes, timer)
+    chosen = {k: v for k, v in choice.candidate.settings().items() if k not in explicit}
+    return replace(c, **chosen), choice, seconds
+
+
+def build_model(
+    config: TrainConfig,
+    model_config: ModelConfig,
+    device: torch.device,
+    precision: str,
+    world: World,
+    start: ckpt.Checkpoint | None,
+) -> tuple[CharLSTM, torch.nn.Module, torch.optim.Optimizer, torch.amp.GradScaler]:
+    """The model (from the --init weights if any) and what trains it: the module that trains (under torchrun,
+    the wrapper that averages gradients across ranks), the optimiser and the loss scaler."""
+    c = config
+    torch.manual_seed(c.seed)
+    model = CharLSTM(model_config).to(device)
+    if start is not None:
+        model.load_numpy(start.tensors)
+    if world.rank:
+        torch.manual_seed(c.seed + world.rank)  # own dropout masks; rank 0 keeps a 1-process run's
+    net: torch.nn.Module = model
+    if world.size > 1:
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay, fused=device.type == "cuda")
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    return model, net, optimizer, scaler
