@@ -1,8 +1,10 @@
-"""Model configuration, saved inside every checkpoint so that a checkpoint rebuilds its own model."""
+"""Model configuration, saved inside every checkpoint so that a checkpoint rebuilds its own model, and the way a
+setting is declared once: a dataclass field that carries its own `textgen train` flag (`setting`, `Flag`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import Field, asdict, dataclass, field, fields
+from typing import Any
 
 #: Defaults chosen by measurement on a 2-core CPU with a 10-minute budget (see README, "Choosing the defaults").
 DEFAULT_EMBED = 64
@@ -50,21 +52,97 @@ RECURRENT_ACTIVATIONS: dict[str, float | None] = {"sigmoid": None, "hard_sigmoid
 _LATER_FIELDS = {"recurrent_activation": "sigmoid"}
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """Embedding → `num_layers` stacked LSTM layers (dropout between them) → linear head over the vocabulary."""
+#: The key of a field's metadata that holds its `Flag`.
+FLAG = "flag"
 
-    vocab_size: int
-    embed_dim: int = DEFAULT_EMBED
-    hidden_size: int = DEFAULT_HIDDEN
-    num_layers: int = DEFAULT_LAYERS
+
+@dataclass(frozen=True)
+class Flag:
+    """How a config field is given on the command line, declared with the field (`setting`) so that a setting is
+    written once: `textgen train` builds its flag from this (`repl/cli/train.py`), named after the field
+    (`option`), with argparse default None so that the command can tell which flags a user gave.
+
+    `rule` names the value rule that parses the flag's text (a key of the train command's table of rules, which
+    apply `repl.values`): a name, as the library must not import the front end. A bool field is a switch that
+    turns the setting on."""
+
+    help: str
+    #: The argument group of `textgen train --help` the flag is listed in.
+    group: str
+    metavar: str | None = None
+    rule: str | None = None
+    choices: tuple[str, ...] | None = None
+
+
+def setting(
+    default: Any,
+    help: str,
+    group: str,
+    *,
+    metavar: str | None = None,
+    rule: str | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A dataclass field with `default` that is also a flag. ``{default}`` in `help` stands for the default, so
+    the help says what the field holds (``{default:g}`` formats it)."""
+    flag = Flag(help.format(default=default), group, metavar, rule, choices)
+    return field(default=default, metadata={FLAG: flag})
+
+
+def flag_fields(cls: type) -> list[tuple[Field, Flag]]:
+    """The fields of the dataclass `cls` that are flags, in declaration order (inherited fields first)."""
+    return [(f, f.metadata[FLAG]) for f in fields(cls) if FLAG in f.metadata]
+
+
+def option(name: str) -> str:
+    """The flag of the config field `name`, as messages and the command line spell it: ``--hidden-size``."""
+    return "--" + name.replace("_", "-")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelHyperparameters:
+    """The model's hyperparameters, declared once: a checkpoint's `ModelConfig` and a run's `TrainConfig` both
+    inherit them, and `textgen train` has a flag for each."""
+
+    embed_dim: int = setting(
+        DEFAULT_EMBED, "character embedding size (default {default})", "model", metavar="N", rule="positive_int"
+    )
+    hidden_size: int = setting(
+        DEFAULT_HIDDEN, "LSTM units per layer (default {default})", "model", metavar="N", rule="positive_int"
+    )
+    num_layers: int = setting(
+        DEFAULT_LAYERS, "stacked LSTM layers (default {default})", "model", metavar="N", rule="positive_int"
+    )
     #: Dropout between the layers and before the head (training only).
-    dropout: float = DEFAULT_DROPOUT
+    dropout: float = setting(
+        DEFAULT_DROPOUT,
+        "dropout between layers and before the head (default {default})",
+        "model",
+        metavar="P",
+        rule="below_one",
+    )
     #: Dropout on the character embeddings (training only).
-    embed_dropout: float = DEFAULT_EMBED_DROPOUT
+    embed_dropout: float = setting(
+        DEFAULT_EMBED_DROPOUT, "dropout on embeddings (default {default})", "model", metavar="P", rule="below_one"
+    )
     #: DropConnect on the hidden-to-hidden weights (AWD-LSTM's weight drop; training only). It regularises the
     #: recurrence itself, which plain dropout between layers does not touch.
-    weight_drop: float = DEFAULT_WEIGHT_DROP
+    weight_drop: float = setting(
+        DEFAULT_WEIGHT_DROP,
+        "DropConnect on recurrent weights, AWD-LSTM style (default {default})",
+        "model",
+        metavar="P",
+        rule="below_one",
+    )
+
+
+@dataclass(frozen=True)
+class ModelConfig(ModelHyperparameters):
+    """Embedding → `num_layers` stacked LSTM layers (dropout between them) → linear head over the vocabulary.
+
+    The hyperparameters are keyword-only (they are inherited); `vocab_size` may be given by position."""
+
+    vocab_size: int
     #: The gates' activation (a key of `RECURRENT_ACTIVATIONS`); only imported Keras models use another.
     recurrent_activation: str = "sigmoid"
 

@@ -6,12 +6,13 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from textgen_core import config as defaults
-from textgen_core.corpus import DEFAULT_MAX_VOCAB
+from textgen_core.config import DEFAULT_MINUTES, flag_fields, option
+from textgen_core.training.config import TrainConfig
 
 from .. import values as v
 
@@ -22,6 +23,28 @@ if TYPE_CHECKING:
 #: arithmetic overflows (a traceback from torch instead of a message).
 MAX_LR = 1.0
 MAX_WEIGHT_DECAY = 10.0
+#: The value rules of the flags, by the name a setting's declaration gives (`textgen_core.config.Flag.rule`):
+#: the library names a rule, as it must not import the front end that has them.
+RULES: dict[str, Callable[[str], object]] = {
+    "positive_int": v.positive_int,
+    "nonneg_int": v.nonneg_int,
+    "positive_float": v.positive_float,
+    "fraction": v.fraction,
+    "below_one": v.below_one,
+    "unit_interval": v.unit_interval,
+    "learning_rate": v.flag(v.Number(float, 0, MAX_LR, lo_open=True)),
+    "weight_decay": v.flag(v.Number(float, 0, MAX_WEIGHT_DECAY)),
+    "sample_len": v.flag(v.Number(int, 0, v.MAX_LENGTH)),
+}
+#: The argument groups of `textgen train --help`, in order, by the name a declaration gives (`Flag.group`).
+GROUPS = {
+    "data": "data",
+    "model": "model",
+    "optimisation": "optimisation",
+    "budget": f"budget (one of; default --minutes {DEFAULT_MINUTES:g}, or the run's own on --resume; a resumed run "
+    "counts from its start)",
+    "run": "run",
+}
 
 
 def register(sub: argparse._SubParsersAction, spec: Subcommand) -> None:
@@ -29,145 +52,8 @@ def register(sub: argparse._SubParsersAction, spec: Subcommand) -> None:
     p.add_argument("corpus", nargs="+", metavar="CORPUS", help="UTF-8 text file(s), concatenated in order")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder for checkpoints and metrics")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
-    data = p.add_argument_group("data")
-    data.add_argument("--encoding", help="text encoding of the corpus (default utf-8)")
-    data.add_argument("--lowercase", action="store_const", const=True, help="lower-case the text (the book's recipe)")
-    data.add_argument(
-        "--max-vocab",
-        type=v.positive_int,
-        metavar="N",
-        help=f"refuse corpora with more distinct characters (default {DEFAULT_MAX_VOCAB}: such files look binary)",
-    )
-    data.add_argument(
-        "--val-fraction",
-        type=v.fraction,
-        metavar="F",
-        help=f"last fraction held out (default {defaults.DEFAULT_VAL_FRACTION})",
-    )
-    model = p.add_argument_group("model")
-    model.add_argument(
-        "--embed-dim",
-        type=v.positive_int,
-        metavar="N",
-        help=f"character embedding size (default {defaults.DEFAULT_EMBED})",
-    )
-    model.add_argument(
-        "--hidden-size",
-        type=v.positive_int,
-        metavar="N",
-        help=f"LSTM units per layer (default {defaults.DEFAULT_HIDDEN})",
-    )
-    model.add_argument(
-        "--num-layers",
-        type=v.positive_int,
-        metavar="N",
-        help=f"stacked LSTM layers (default {defaults.DEFAULT_LAYERS})",
-    )
-    model.add_argument(
-        "--dropout",
-        type=v.below_one,
-        metavar="P",
-        help=f"dropout between layers and before the head (default {defaults.DEFAULT_DROPOUT})",
-    )
-    model.add_argument(
-        "--embed-dropout",
-        type=v.below_one,
-        metavar="P",
-        help=f"dropout on embeddings (default {defaults.DEFAULT_EMBED_DROPOUT})",
-    )
-    model.add_argument(
-        "--weight-drop",
-        type=v.below_one,
-        metavar="P",
-        help=f"DropConnect on recurrent weights, AWD-LSTM style (default {defaults.DEFAULT_WEIGHT_DROP})",
-    )
-    model.add_argument(
-        "--size",
-        choices=("auto", "fixed"),
-        help="auto: time a few candidate sizes on this machine (counted in the budget) and train the one that "
-        "learns most in --minutes (docs/sizing.md); size flags given with it narrow the choice, other flags win. "
-        f"fixed: train the size the flags give (default {defaults.DEFAULT_LAYERS}×{defaults.DEFAULT_HIDDEN}) without "
-        "timing. Default: auto for a new run with a --minutes budget and no --hidden-size, --num-layers, --init or "
-        "--nproc; fixed otherwise",
-    )
-    model.add_argument(
-        "--init",
-        metavar="CKPT",
-        help="start from this checkpoint's weights (a .safetensors file, a run folder, or 'bundled' for the "
-        "bundled model) to fine-tune it: the run keeps its size, vocabulary and case, and its dropout unless given",
-    )
-    opt = p.add_argument_group("optimisation")
-    opt.add_argument(
-        "--batch-size",
-        type=v.positive_int,
-        metavar="N",
-        help=f"parallel text streams (default {defaults.DEFAULT_BATCH_SIZE})",
-    )
-    opt.add_argument(
-        "--seq-len",
-        type=v.positive_int,
-        metavar="N",
-        help=f"BPTT length in characters (default {defaults.DEFAULT_SEQ_LEN})",
-    )
-    opt.add_argument(
-        "--lr",
-        type=v.flag(v.Number(float, 0, MAX_LR, lo_open=True)),
-        help=f"peak learning rate of AdamW (default {defaults.DEFAULT_LR:g})",
-    )
-    opt.add_argument(
-        "--min-lr-ratio",
-        type=v.unit_interval,
-        metavar="R",
-        help=f"final lr / peak lr (default {defaults.DEFAULT_MIN_LR_RATIO})",
-    )
-    opt.add_argument(
-        "--warmup-steps",
-        type=v.nonneg_int,
-        metavar="N",
-        help=f"linear warm-up steps (default {defaults.DEFAULT_WARMUP_STEPS})",
-    )
-    opt.add_argument(
-        "--weight-decay",
-        type=v.flag(v.Number(float, 0, MAX_WEIGHT_DECAY)),
-        metavar="W",
-        help=f"AdamW weight decay (default {defaults.DEFAULT_WEIGHT_DECAY:g})",
-    )
-    opt.add_argument("--clip", type=v.positive_float, help=f"gradient norm clip (default {defaults.DEFAULT_CLIP})")
-    opt.add_argument(
-        "--ema",
-        type=v.below_one,
-        metavar="DECAY",
-        help="evaluate and save an exponential moving average of the weights with this decay per step, "
-        "e.g. 0.999 (default 0: off)",
-    )
-    budget = p.add_argument_group(
-        f"budget (one of; default --minutes {defaults.DEFAULT_MINUTES:g}, or the run's own on --resume; a resumed run "
-        "counts from its start)"
-    )
-    budget.add_argument("--steps", type=v.positive_int, metavar="N", help="total optimisation steps")
-    budget.add_argument("--minutes", type=v.positive_float, metavar="M", help="total wall-clock minutes")
-    budget.add_argument("--epochs", type=v.positive_float, metavar="E", help="passes over the training text")
-    run = p.add_argument_group("run")
-    run.add_argument(
-        "--eval-every",
-        type=v.positive_int,
-        metavar="N",
-        help=f"evaluate every N steps (default {defaults.DEFAULT_EVAL_EVERY}, or the run's own on --resume)",
-    )
-    run.add_argument(
-        "--sample-len",
-        type=v.flag(v.Number(int, 0, v.MAX_LENGTH)),
-        metavar="N",
-        help=f"characters sampled at each evaluation per temperature (default {defaults.DEFAULT_SAMPLE_LEN}; 0 = none)",
-    )
-    run.add_argument("--seed", type=v.nonneg_int, help=f"random seed (default {defaults.DEFAULT_SEED})")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
-    run.add_argument(
-        "--precision",
-        choices=("auto", "bf16", "fp16", "fp32"),
-        help="autocast precision (default auto: bf16 where the hardware has it; fp16 is for GPUs without bf16)",
-    )
-    run.add_argument(
+    groups = add_config_flags(p)
+    groups["run"].add_argument(
         "--nproc",
         type=v.positive_int,
         metavar="N",
@@ -175,6 +61,28 @@ def register(sub: argparse._SubParsersAction, spec: Subcommand) -> None:
         "each takes --batch-size streams; default 1). For several machines run torchrun yourself",
     )
     p.set_defaults(func=main)
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:
+    """A flag for each setting of `TrainConfig`, built from its declaration, in its group; returns the groups.
+
+    Every flag's default is None, so that `main` can tell which ones the user gave: a --resume must not silently
+    change the model or the data layout, and the run's own settings go on where none is given."""
+    groups = {name: parser.add_argument_group(title) for name, title in GROUPS.items()}
+    order = list(GROUPS)
+    # Group by group, each in declaration order: argparse's usage line lists the flags in the order they are added.
+    for f, flag in sorted(flag_fields(TrainConfig), key=lambda field_flag: order.index(field_flag[1].group)):
+        kwargs: dict[str, Any] = {"help": flag.help}
+        if flag.metavar is not None:
+            kwargs["metavar"] = flag.metavar
+        if flag.choices is not None:
+            kwargs["choices"] = flag.choices
+        if flag.rule is not None:
+            kwargs["type"] = RULES[flag.rule]
+        if isinstance(f.default, bool):  # a switch: given, it turns the setting on
+            kwargs |= {"action": "store_const", "const": True}
+        groups[flag.group].add_argument(option(f.name), **kwargs)
+    return groups
 
 
 #: What `textgen train` says where torch is not installed: the rest of textgen installs and runs without it.
@@ -203,7 +111,6 @@ def main(args: argparse.Namespace) -> int:
     try:
         from textgen_core.runfolder import check_new_run
         from textgen_core.training import distributed
-        from textgen_core.training.config import TrainConfig
         from textgen_core.training.events import Reporter
         from textgen_core.training.hardware import cpu_threads, max_processes, pick_device
         from textgen_core.training.loop import Trainer
@@ -214,10 +121,8 @@ def main(args: argparse.Namespace) -> int:
             raise
         raise TextgenError(TORCH_MISSING) from None
 
-    # Options map one-to-one onto TrainConfig fields. Their argparse default is None so that we can tell which
-    # ones the user gave: a --resume must not silently change the model or the data layout.
-    fields = set(TrainConfig.__dataclass_fields__) - {"corpus", "out"}
-    explicit = frozenset(f for f, v in vars(args).items() if f in fields and v is not None)
+    # The flags that map onto TrainConfig fields, and of those the ones the user gave (`add_config_flags`).
+    explicit = frozenset(f.name for f, _ in flag_fields(TrainConfig) if getattr(args, f.name) is not None)
     config = TrainConfig(corpus=list(args.corpus), out=args.out, **{f: getattr(args, f) for f in explicit})
     config = replace(config, size=size_policy(args, distributed.launched()))
     out = Path(args.out)

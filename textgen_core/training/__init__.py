@@ -6,7 +6,8 @@ textgen_core.training.loop import Trainer``), so that importing one torch-free m
 
 The modules, one job each:
 
-- `config`: TrainConfig and how a resumed run combines its settings with the command's;
+- `config`: TrainConfig, each setting declared once with its `textgen train` flag, and how a resumed run
+  combines its settings with the command's;
 - `hardware`: device, precision, threads and memory;
 - `distributed`: torchrun, the world of processes and what they agree on;
 - `batching`: the corpus as parallel streams, and their batches;

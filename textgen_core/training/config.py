@@ -1,5 +1,9 @@
 """The settings of a training run (`TrainConfig`) and the rules for how a resumed run's settings combine with the
-ones given on its command line. Pure data: no torch, no files."""
+ones given on its command line. Pure data: no torch, no files.
+
+Each setting is declared once, as a field that carries its `textgen train` flag (`config.setting`): its help
+text, metavar and the name of the rule that parses it. The command builds its flags from these fields.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,6 @@ from dataclasses import asdict, dataclass, fields, replace
 from ..config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CLIP,
-    DEFAULT_DROPOUT,
-    DEFAULT_EMBED,
-    DEFAULT_EMBED_DROPOUT,
     DEFAULT_EVAL_EVERY,
     DEFAULT_HIDDEN,
     DEFAULT_LAYERS,
@@ -23,8 +24,10 @@ from ..config import (
     DEFAULT_VAL_FRACTION,
     DEFAULT_WARMUP_STEPS,
     DEFAULT_WEIGHT_DECAY,
-    DEFAULT_WEIGHT_DROP,
     ModelConfig,
+    ModelHyperparameters,
+    option,
+    setting,
 )
 from ..corpus import DEFAULT_MAX_VOCAB
 from ..errors import TextgenError
@@ -34,44 +37,119 @@ from ..errors import TextgenError
 RESUME_MAY_CHANGE = ("lr", "clip", "ema")
 BUDGET_FIELDS = ("steps", "minutes", "epochs")
 
+SIZE_HELP = (
+    "auto: time a few candidate sizes on this machine (counted in the budget) and train the one that learns most "
+    "in --minutes (docs/sizing.md); size flags given with it narrow the choice, other flags win. fixed: train the "
+    f"size the flags give (default {DEFAULT_LAYERS}×{DEFAULT_HIDDEN}) without timing. Default: auto for a new run "
+    "with a --minutes budget and no --hidden-size, --num-layers, --init or --nproc; fixed otherwise"
+)
 
-@dataclass
-class TrainConfig:
-    """Everything that defines a run. Saved in the resume file; model and data fields must match on --resume."""
+
+@dataclass(frozen=True)
+class TrainConfig(ModelHyperparameters):
+    """Everything that defines a run. Saved in the resume file; model and data fields must match on --resume.
+
+    The model's hyperparameters are inherited (`ModelHyperparameters`, keyword-only); the fields here are the
+    data, the optimisation, the budget and the run."""
 
     corpus: list[str]
     out: str
-    encoding: str = "utf-8"
-    lowercase: bool = False
-    max_vocab: int = DEFAULT_MAX_VOCAB
-    val_fraction: float = DEFAULT_VAL_FRACTION
-    embed_dim: int = DEFAULT_EMBED
-    hidden_size: int = DEFAULT_HIDDEN
-    num_layers: int = DEFAULT_LAYERS
-    dropout: float = DEFAULT_DROPOUT
-    embed_dropout: float = DEFAULT_EMBED_DROPOUT
-    weight_drop: float = DEFAULT_WEIGHT_DROP
-    batch_size: int = DEFAULT_BATCH_SIZE
-    seq_len: int = DEFAULT_SEQ_LEN
-    lr: float = DEFAULT_LR
-    min_lr_ratio: float = DEFAULT_MIN_LR_RATIO
-    warmup_steps: int = DEFAULT_WARMUP_STEPS
-    weight_decay: float = DEFAULT_WEIGHT_DECAY
-    clip: float = DEFAULT_CLIP
-    ema: float = 0.0
-    steps: int | None = None
-    minutes: float | None = None
-    epochs: float | None = None
-    eval_every: int = DEFAULT_EVAL_EVERY
-    sample_len: int = DEFAULT_SAMPLE_LEN
-    seed: int = DEFAULT_SEED
-    device: str = "auto"
-    precision: str = "auto"
-    #: A checkpoint (file, run folder, or "bundled") whose weights the run starts from: fine-tuning.
-    init: str | None = None
+    encoding: str = setting("utf-8", "text encoding of the corpus (default {default})", "data")
+    lowercase: bool = setting(False, "lower-case the text (the book's recipe)", "data")
+    max_vocab: int = setting(
+        DEFAULT_MAX_VOCAB,
+        "refuse corpora with more distinct characters (default {default}: such files look binary)",
+        "data",
+        metavar="N",
+        rule="positive_int",
+    )
+    val_fraction: float = setting(
+        DEFAULT_VAL_FRACTION, "last fraction held out (default {default})", "data", metavar="F", rule="fraction"
+    )
     #: "auto": the run picks its size for its --minutes budget on this machine (`sizing`); the choice is then
-    #: saved in the size fields above, so a resumed run goes on with it and never chooses again.
-    size: str | None = None
+    #: saved in the size fields, so a resumed run goes on with it and never chooses again. None: the size the
+    #: fields give (the flag's "fixed"; the command picks the default between the two, `size_policy`).
+    size: str | None = setting(None, SIZE_HELP, "model", choices=("auto", "fixed"))
+    #: A checkpoint (file, run folder, or "bundled") whose weights the run starts from: fine-tuning.
+    init: str | None = setting(
+        None,
+        "start from this checkpoint's weights (a .safetensors file, a run folder, or 'bundled' for the bundled "
+        "model) to fine-tune it: the run keeps its size, vocabulary and case, and its dropout unless given",
+        "model",
+        metavar="CKPT",
+    )
+    batch_size: int = setting(
+        DEFAULT_BATCH_SIZE,
+        "parallel text streams (default {default})",
+        "optimisation",
+        metavar="N",
+        rule="positive_int",
+    )
+    seq_len: int = setting(
+        DEFAULT_SEQ_LEN,
+        "BPTT length in characters (default {default})",
+        "optimisation",
+        metavar="N",
+        rule="positive_int",
+    )
+    lr: float = setting(
+        DEFAULT_LR, "peak learning rate of AdamW (default {default:g})", "optimisation", rule="learning_rate"
+    )
+    min_lr_ratio: float = setting(
+        DEFAULT_MIN_LR_RATIO,
+        "final lr / peak lr (default {default})",
+        "optimisation",
+        metavar="R",
+        rule="unit_interval",
+    )
+    warmup_steps: int = setting(
+        DEFAULT_WARMUP_STEPS,
+        "linear warm-up steps (default {default})",
+        "optimisation",
+        metavar="N",
+        rule="nonneg_int",
+    )
+    weight_decay: float = setting(
+        DEFAULT_WEIGHT_DECAY,
+        "AdamW weight decay (default {default:g})",
+        "optimisation",
+        metavar="W",
+        rule="weight_decay",
+    )
+    clip: float = setting(DEFAULT_CLIP, "gradient norm clip (default {default})", "optimisation", rule="positive_float")
+    ema: float = setting(
+        0.0,
+        "evaluate and save an exponential moving average of the weights with this decay per step, e.g. 0.999 "
+        "(default 0: off)",
+        "optimisation",
+        metavar="DECAY",
+        rule="below_one",
+    )
+    steps: int | None = setting(None, "total optimisation steps", "budget", metavar="N", rule="positive_int")
+    minutes: float | None = setting(None, "total wall-clock minutes", "budget", metavar="M", rule="positive_float")
+    epochs: float | None = setting(None, "passes over the training text", "budget", metavar="E", rule="positive_float")
+    eval_every: int = setting(
+        DEFAULT_EVAL_EVERY,
+        "evaluate every N steps (default {default}, or the run's own on --resume)",
+        "run",
+        metavar="N",
+        rule="positive_int",
+    )
+    sample_len: int = setting(
+        DEFAULT_SAMPLE_LEN,
+        "characters sampled at each evaluation per temperature (default {default}; 0 = none)",
+        "run",
+        metavar="N",
+        rule="sample_len",
+    )
+    seed: int = setting(DEFAULT_SEED, "random seed (default {default})", "run", rule="nonneg_int")
+    device: str = setting("auto", "where to train (default {default})", "run", choices=("auto", "cpu", "cuda"))
+    precision: str = setting(
+        "auto",
+        "autocast precision (default {default}: bf16 where the hardware has it; fp16 is for GPUs without bf16)",
+        "run",
+        choices=("auto", "bf16", "fp16", "fp32"),
+    )
 
     #: Fields a resumed run must share with the original (the model and the data layout).
     FIXED = (
@@ -87,15 +165,9 @@ class TrainConfig:
     )
 
     def model_config(self, vocab_size: int) -> ModelConfig:
-        return ModelConfig(
-            vocab_size,
-            self.embed_dim,
-            self.hidden_size,
-            self.num_layers,
-            self.dropout,
-            self.embed_dropout,
-            self.weight_drop,
-        )
+        """The model this run trains: its hyperparameters, whatever they are, and the vocabulary's size."""
+        shared = {f.name: getattr(self, f.name) for f in fields(ModelHyperparameters)}
+        return ModelConfig(vocab_size, **shared)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -142,6 +214,6 @@ def check_fixed_fields(given: TrainConfig, run: TrainConfig, explicit: frozenset
     for name in TrainConfig.FIXED:
         if name in explicit and getattr(given, name) != getattr(run, name):
             raise TextgenError(
-                f"--resume: --{name.replace('_', '-')} {getattr(given, name)} differs from the run's "
+                f"--resume: {option(name)} {getattr(given, name)} differs from the run's "
                 f"{getattr(run, name)}; drop the flag or start a new --out"
             )

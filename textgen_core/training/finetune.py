@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from .. import checkpoint as ckpt
+from ..config import option
 from ..errors import TextgenError
 from ..vocab import Vocabulary
 from .config import TrainConfig
@@ -32,7 +33,7 @@ def adopt_start(config: TrainConfig, start: ckpt.Checkpoint, explicit: frozenset
     have["lowercase"] = start.meta.lowercase
     for name, value in have.items():
         if name in explicit and getattr(config, name) != value:
-            flag = f"--{name.replace('_', '-')}"
+            flag = option(name)
             raise TextgenError(
                 f"--init: {flag} {getattr(config, name)} differs from the checkpoint's {value}; drop {flag}"
             )

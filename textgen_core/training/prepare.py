@@ -18,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .. import checkpoint as ckpt
 from .. import tokenfile
-from ..config import ModelConfig
+from ..config import ModelConfig, option
 from ..corpus import Corpus, Source, load_corpus
 from ..errors import TextgenError
 from ..runfolder import check_new_run, read_resume
@@ -166,7 +166,7 @@ def choose_size(
     given = {f: getattr(c, f) for f in SHAPE_FIELDS if f in explicit}
     candidates = eligible(given)
     if not candidates:
-        shown = " ".join(f"--{f.replace('_', '-')} {v}" for f, v in given.items())
+        shown = " ".join(f"{option(f)} {v}" for f, v in given.items())
         sizes = ", ".join(k.label for k in CANDIDATES)
         raise TextgenError(f"--size auto chooses among {sizes}; none has {shown}: drop it or --size auto")
     if timer is None:
