@@ -13,6 +13,11 @@ Which beam search this is, since several go by the name:
 - **One batched step per position**: the W surviving beams' states are gathered from their parents' columns and
   advanced together by `NumpyLSTM.step`, so a position costs one (4H, W) product per layer, not W separate steps.
 
+**No repeated n-grams** (`no_repeat=N`, optional): a beam may not write an N-character stretch it has already
+written; the characters that would do so are left out of its candidates (their scores stay the model's, so the
+total bits still score the text). Beams fall into loops at low entropy (`repeats.find_loop` flags them), and this
+is the usual remedy; docs/record/copies.md measures what it costs in bits/char.
+
 It is not an exact search: a continuation that falls out of the top W at some position is gone, so a wider beam
 usually but not always finds a likelier text (bench/bench_beam.py measures how often it beats greedy).
 
@@ -97,9 +102,12 @@ class BeamSearch:
         length: int,
         *,
         alternatives: int = ALTERNATIVES,
+        no_repeat: int | None = None,
     ):
         if len(vocab) != model.vocab_size:
             raise ValueError(f"vocabulary has {len(vocab)} characters, the model {model.vocab_size}")
+        if no_repeat is not None and no_repeat < 2:
+            raise TextgenError(f"the repeated n-gram length must be at least 2, got {no_repeat}")
         if start.lstm.batch != 1:
             raise ValueError("a beam starts from a single-stream state")
         self.model = model
@@ -113,6 +121,8 @@ class BeamSearch:
         # Backpointers per position: which beam each survivor extends, and the token it added.
         self._parents: list[np.ndarray] = []
         self._tokens: list[list[Token]] = []
+        self.no_repeat = no_repeat
+        self._texts = [""]  # each beam's text, kept only to refuse repeated n-grams
 
     @classmethod
     def from_generator(cls, gen: Generator, width: int, length: int, **kwargs: int) -> BeamSearch:
@@ -137,7 +147,8 @@ class BeamSearch:
     def _advance(self) -> None:
         logp = log_softmax(self._logits)
         vocab_size = logp.shape[1]
-        candidates = (self._scores[:, None] + logp).ravel()  # beam-major, so a stable sort breaks ties as promised
+        allowed = logp if self.no_repeat is None else self._without_repeats(logp)
+        candidates = (self._scores[:, None] + allowed).ravel()  # beam-major, so a stable sort breaks ties as promised
         order = np.argsort(-candidates, kind="stable")[: self.width]
         parents, ids = np.divmod(order, vocab_size)
         self._tokens.append(
@@ -145,9 +156,28 @@ class BeamSearch:
         )
         self._parents.append(parents)
         self._scores = candidates[order]
+        if self.no_repeat is not None:
+            self._texts = [self._texts[p] + self.vocab.chars[i] for p, i in zip(parents, ids, strict=True)]
         # np.take returns fresh C-ordered arrays: the step updates the gathered states in place.
         self._state = LSTMState(np.take(self._state.h, parents, axis=1), np.take(self._state.c, parents, axis=1))
         self._logits, _ = self.model.step(ids, self._state)
+
+    def _without_repeats(self, logp: np.ndarray) -> np.ndarray:
+        """`logp` with the characters that would repeat one of its beam's n-grams at -inf (never a whole row)."""
+        masked = logp.copy()
+        n = int(self.no_repeat or 0)
+        for row, text in enumerate(self._texts):
+            tail = text[len(text) - n + 1 :]
+            if len(tail) < n - 1:
+                continue
+            banned = set()
+            at = text.find(tail)
+            while 0 <= at < len(text) - n + 1:
+                banned.add(self.vocab.index(text[at + n - 1]))
+                at = text.find(tail, at + 1)
+            if len(banned) < logp.shape[1]:
+                masked[row, sorted(banned)] = -np.inf
+        return masked
 
     def result(self) -> BeamResult:
         """The best beam so far, traced back through the parents (all `length` characters unless stopped early)."""

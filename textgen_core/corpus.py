@@ -33,18 +33,26 @@ _FORBIDDEN = re.compile("[" + "".join(re.escape(chr(o)) for o in range(0xA0) if 
 
 @dataclass(frozen=True)
 class Source:
-    """One file of a corpus, identified by name and content hash (stored in checkpoints for --resume checks)."""
+    """One file of a corpus, identified by name and content hash (stored in checkpoints for --resume checks).
+
+    `path` is where the file was read from, absolute, when known: the copy meter (`textgen_core.copies`) finds a
+    model's training text there again, checked by the hash. It is optional (None) so that records written before
+    it, and sources whose place means nothing elsewhere, still read; comparisons between corpora use the name and
+    the hash, never the path, since the same file may be read from another folder."""
 
     name: str
     sha256: str
     chars: int
+    path: str | None = None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "sha256": self.sha256, "chars": self.chars}
+        d: dict = {"name": self.name, "sha256": self.sha256, "chars": self.chars}
+        return d if self.path is None else {**d, "path": self.path}
 
     @classmethod
     def from_dict(cls, d: dict) -> Source:
-        return cls(str(d["name"]), str(d["sha256"]), int(d["chars"]))
+        path = d.get("path")
+        return cls(str(d["name"]), str(d["sha256"]), int(d["chars"]), path if isinstance(path, str) else None)
 
 
 @dataclass
@@ -202,8 +210,8 @@ class SourceReader:
             raise TextgenError(f"{path}: cannot read ({e.strerror or e}); check its permissions") from None
 
     def source(self) -> Source:
-        """The file's identity; complete once the iteration has finished."""
-        return Source(self.path.name, self._sha.hexdigest(), self.chars)
+        """The file's identity and where it was read from; complete once the iteration has finished."""
+        return Source(self.path.name, self._sha.hexdigest(), self.chars, str(self.path.absolute()))
 
 
 def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
