@@ -20,10 +20,12 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.application import get_app
 
 from textgen_core.checkpoint import Checkpoint
+from textgen_core.errors import TextgenError
 from textgen_core.loader import VocabSource
 from textgen_core.sampling import SamplingSettings
 
 from .commands import REGISTRY
+from .features.copies import Meter, turn_on
 from .features.model import banner
 from .follow import Follower
 from .keys import quiet_terminal
@@ -88,8 +90,14 @@ def main(args: argparse.Namespace, ckpt: Checkpoint, vocab: VocabSource) -> int:
         vocab=vocab,
         windowed=args.window,
     )
+    session.meter = Meter(session)  # off until asked for, but the loop flag speaks after every run
     session.follow = args.follow
     banner(session)
+    if args.copies or args.corpus:
+        try:
+            turn_on(session, args.corpus, anyway=args.corpus_anyway, min_length=args.min_copy)
+        except TextgenError as e:  # the session starts all the same, without the meter
+            session.error(f"copy meter: {e}")
     follower = Follower(session)
     if keys is None:
         return piped(session, sys.stdin, follower)

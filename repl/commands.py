@@ -23,7 +23,7 @@ from rich.text import Text
 from textgen_core.config import BOOK_TEMPERATURES
 from textgen_core.errors import TextgenError
 
-from .features import cells, model, save, scoring, settings, steering
+from .features import cells, copies, model, save, scoring, settings, steering, versus
 from .features.pick import pick
 from .safe import shown
 from .session import Session
@@ -237,9 +237,26 @@ _COMMANDS = [
     ),
     Command(
         "beam",
-        "W",
-        "Continue the last seed with a beam search of width W: the likeliest text it finds, with its total bits.",
+        "W [norepeat N]",
+        "Continue the last seed with a beam of width W (norepeat N: no N-character stretch twice); its total bits.",
         steering.beam,
+    ),
+    Command(
+        "versus",
+        "CKPT|bundled|run",
+        "Continue the last seed with this model and another, same random numbers: both texts, bits/char on each.",
+        versus.versus,
+        aliases=("vs",),
+        choices=(versus.BUNDLED, versus.RUN),
+        path=True,
+    ),
+    Command(
+        "copies",
+        "[on|off|min N|FILE|anyway FILE]",
+        "Underline what the model copies word for word from its training text; sum it up after each run.",
+        copies.copies,
+        choices=("on", "off", "min", "anyway"),
+        path=True,
     ),
     Command(
         "pick",

@@ -43,13 +43,23 @@ ENTROPY_EDGES = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
 #: A cell's value, index 0 = most negative … 3 = near zero … 6 = most positive (see the module docstring).
 CELL_SCALE = ("bold #2c6fd1", "#4f8bdb", "#7c9cc4", "#8c8c8c", "#cc8b7c", "#df6a50", "bold #d3302a")
 _CELL_LEVELS = tuple(f"tg.cell{i}" for i in range(len(CELL_SCALE)))
+_MARKABLE = frozenset(_LEVELS + _CELL_LEVELS)
 #: Value thresholds between the cell steps: |tanh(c)| under .15 counts as off.
 CELL_EDGES = (-0.75, -0.45, -0.15, 0.15, 0.45, 0.75)
+
+#: The copy meter's mark: underlined, which leaves the colour to say what it says (each coloured style has an
+#: underlined twin, `NAME+copy`).
+COPY_MARK = "underline"
 
 THEME = Theme(
     {
         **{name: colour for name, colour in zip(_LEVELS, SCALE, strict=True)},
         **{name: colour for name, colour in zip(_CELL_LEVELS, CELL_SCALE, strict=True)},
+        **{
+            f"{name}+copy": f"{c} {COPY_MARK}"
+            for name, c in zip(_LEVELS + _CELL_LEVELS, SCALE + CELL_SCALE, strict=True)
+        },
+        "tg.copy": COPY_MARK,
         "tg.seed": "bold",
         "tg.dim": "dim",
         "tg.note": "dim italic",
@@ -95,6 +105,23 @@ def token_style(token: Scored, mode: str) -> str | None:
     if mode == "entropy":
         return _LEVELS[len(ENTROPY_EDGES) - bisect_right(ENTROPY_EDGES, token.entropy)]
     return None
+
+
+def copy_style(style: str | None) -> str:
+    """`style` with the copy meter's mark added: its underlined twin (plain underline for uncoloured text)."""
+    return "tg.copy" if style is None or style not in _MARKABLE else f"{style}+copy"
+
+
+def copy_legend(min_length: int, source: str) -> Text:
+    """The copy meter's legend: what the underline means, and what is said after each run."""
+    text = Text()
+    text.append("underlined", style="tg.copy")
+    text.append(
+        f" = copied: the {min_length} characters up to there occur word for word in {source} (after each run: the "
+        f"longest copy, and the share of the text in copies of {min_length}+ characters)",
+        style="tg.note",
+    )
+    return text
 
 
 def styled(pieces: Iterable[tuple[str, str | None]]) -> Text:
@@ -186,12 +213,15 @@ class StreamWriter:
         console: Console,
         mode: str,
         *,
+        mark: Callable[[str], bool] | None = None,
         chunk: int = 32,
         interval: float = 0.02,
         clock: Callable[[], float] = time.perf_counter,
     ):
         self.console = console
         self.mode = mode
+        #: The copy meter's test of each character in turn (True: underline it), when it is on.
+        self.mark = mark
         self.chunk = chunk
         self.interval = interval
         self.clock = clock
@@ -200,9 +230,12 @@ class StreamWriter:
         self.at_line_start = True
 
     def add(self, token: Scored, cell: float | None = None) -> bool:
-        """Queue one token, coloured by `cell` (a cell's value after it) when given, else by the mode; returns True
-        when this call printed (a good moment to poll the keyboard)."""
+        """Queue one token, coloured by `cell` (a cell's value after it) when given, else by the mode, and
+        underlined when `mark` says so (the copy meter); returns True when this call printed (a good moment to poll
+        the keyboard)."""
         style = cell_style(cell) if cell is not None else token_style(token, self.mode)
+        if self.mark is not None and self.mark(token.char):
+            style = copy_style(style)
         self._pending.append((token.char, style))
         if len(self._pending) >= self.chunk or self.clock() - self._last_flush >= self.interval:
             self.flush()

@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console, RenderableType
 from rich.text import Text
@@ -48,6 +48,22 @@ ALTERNATIVES = 5
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 #: The toolbar while /pick reads keys: how to use step mode.
 PICK_HELP = " /pick │ 1-9 take that choice │ Enter draw one │ type any character │ Backspace undo │ Esc or q leave "
+
+
+class Marker(Protocol):
+    """What watches each run (the copy meter and the loop flag, `repl/features/copies.py`): `start()` at the start
+    of a streamed run gives a function telling, for each character in turn, whether to mark it (None: mark nothing);
+    `finished(tokens)` says, after the run's stats line, what there is to say about its text."""
+
+    def start(self) -> Callable[[str], bool] | None: ...
+
+    def finished(self, tokens: list[Token]) -> None: ...
+
+
+def finished(session: Session, tokens: list[Token]) -> None:
+    """After a run's stats line (a streamed run, a fork, a beam): what the session's `Marker` has to say of it."""
+    if session.meter is not None and tokens:
+        session.meter.finished(tokens)
 
 
 @dataclass(frozen=True)
@@ -110,6 +126,7 @@ class Session:
         self.vocab = vocab
         #: /window: None runs each model its own way (a windowed one windowed); False/True override that.
         self.windowed = windowed
+        self.meter: Marker | None = None  # marks copied text, then says what a run copied and if it loops
         self.use(ckpt)
 
     # ---- state ------------------------------------------------------------------------------------------------
@@ -219,7 +236,7 @@ class Session:
         return self._priming_note + (
             f" T {s.temperature:g} │ len {self.length:,} │ top-k {fmt_opt(s.top_k)} │ top-p {fmt_opt(s.top_p)} │ "
             f"seed {fmt_opt(self.seed)} │ colour {self.colour_name} │ continue {'on' if self.carry else 'off'} │ "
-            f"{self._window_part()}model {self.name} @ step {self.loaded.checkpoint.meta.step:,}"
+            f"{window_part(self)}model {self.name} @ step {self.loaded.checkpoint.meta.step:,}"
             f"{' (following)' if self.follow else ''} "
         )
 
@@ -237,12 +254,6 @@ class Session:
     @property
     def colour_name(self) -> str:
         return f"cell {self.cell.label}" if self.cell_view and self.cell is not None else self.color
-
-    def _window_part(self) -> str:
-        """`window 60 │ ` for a model trained on windows (`window off │ ` when it runs statefully), else nothing."""
-        if self.loaded.checkpoint.meta.window is None:
-            return ""
-        return f"window {fmt_opt(self.generator.window)} │ "
 
     def pinned_toolbar(self) -> contextlib.AbstractContextManager[None]:
         """Keep the toolbar on the terminal's last row while the block runs (only on an interactive terminal)."""
@@ -320,12 +331,13 @@ class Session:
         if stopped:
             self.note("stopped (Ctrl-C)")
         self.print(stats_line(len(turn.tokens), elapsed, bits(turn.tokens), self.describe_settings()))
+        finished(self, turn.tokens)
 
     def stream(self, lead: str, tokens: Iterable[Token], turn: Turn, *, seed: bool) -> bool:
         """Print `lead` (the seed, or a dim marker), then stream `tokens` into `turn` with the keys polled between
         batches; True when Ctrl-C stopped it. The iterator is closed on the way out, so a stopped one finishes
         its own bookkeeping (a `Fork` records its branch then)."""
-        writer = StreamWriter(self.console, self.color)
+        writer = StreamWriter(self.console, self.color, mark=self.meter.start() if self.meter is not None else None)
         writer.insert(lead, "tg.seed" if seed else "tg.note")
         stream: Iterator[Token] = iter(tokens)
         tracker = self.cell if self.cell_view else None  # the cell is read only while a cell view is on
@@ -365,3 +377,11 @@ def bits(tokens: list[Token]) -> float:
     if not tokens:
         return math.nan
     return -sum(math.log2(max(t.prob, 1e-300)) for t in tokens) / len(tokens)
+
+
+def window_part(session: Session) -> str:
+    """The toolbar's `window 60 │ ` for a model trained on windows (`window off │ ` when it runs statefully), else
+    nothing."""
+    if session.loaded.checkpoint.meta.window is None:
+        return ""
+    return f"window {fmt_opt(session.generator.window)} │ "

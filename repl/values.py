@@ -163,6 +163,26 @@ def parse_columns(text: str) -> tuple[float | Beam, ...]:
     return check_temperatures(tuple(columns))
 
 
+#: A stretch this long found in the training text counts as copied, unless `--min-copy`/`/copies min` says
+#: otherwise. Text of another book (tiny-shakespeare against the Nietzsche corpus) matches by chance in stretches of
+#: up to 28 characters (docs/record/copies.md), so 32 characters found word for word are a copy, not chance.
+DEFAULT_MIN_COPY = 32
+#: The shortest stretch the copy meter counts as copied (`/copies min N`, `--min-copy N`).
+parse_min_copy = Number(int, 1, MAX_LENGTH, what="the shortest copied span")
+#: The n-gram length a beam may not repeat (`/beam W norepeat N`).
+parse_no_repeat = Number(int, 2, MAX_LENGTH, what="the repeated n-gram length")
+
+
+def parse_beam(text: str) -> tuple[int, int | None]:
+    """`/beam W [norepeat N]`: the width, and the n-gram length the beam may not repeat (None: any)."""
+    parts = text.split()
+    if len(parts) == 3 and parts[1].lower() == "norepeat":
+        return parse_beam_width(parts[0]), parse_no_repeat(parts[2])
+    if len(parts) != 1:
+        raise TextgenError(f"give a width and optionally norepeat N (e.g. 4 norepeat 16), not {shown(text)}")
+    return parse_beam_width(parts[0]), None
+
+
 def switch(what: str = "") -> Callable[[str], bool]:
     """An on/off rule; `what` names the setting in the message ("window must be on or off"), as `Number` does."""
 

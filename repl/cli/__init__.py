@@ -47,6 +47,18 @@ SUBCOMMANDS = (
         "textgen eval -c runs/book nietzsche.txt --split val --json",
     ),
     Subcommand(
+        "versus",
+        "versus",
+        "score one text with two models: each one's bits/char and the characters where they differ most",
+        "textgen versus -c runs/book --against bundled nietzsche.txt --json",
+    ),
+    Subcommand(
+        "copies",
+        "copies",
+        "the spans of a text that occur word for word in a model's training text (start, length, where)",
+        "textgen copies out.txt -c runs/book --json",
+    ),
+    Subcommand(
         "info",
         "info",
         "describe a checkpoint: config, parameters, vocabulary, corpus, steps, val bpc",

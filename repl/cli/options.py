@@ -72,6 +72,30 @@ def add_window(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_corpus(parser: argparse.ArgumentParser) -> None:
+    """The copy meter's options: the training text, insisting on one whose hash differs, and the shortest copy."""
+    group = parser.add_argument_group("the copy meter (docs/copies.md)")
+    group.add_argument(
+        "--corpus",
+        action="append",
+        metavar="FILE",
+        help="the model's training text (repeat for several files, in training's order); checked against the "
+        "sha256 the model records. Default: where the model records it was read from",
+    )
+    group.add_argument(
+        "--corpus-anyway",
+        action="store_true",
+        help="measure against --corpus even though its sha256 differs from the model's record",
+    )
+    group.add_argument(
+        "--min-copy",
+        type=v.flag(v.parse_min_copy),
+        default=v.DEFAULT_MIN_COPY,
+        metavar="N",
+        help=f"a stretch of N characters found in the training text counts as copied (default {v.DEFAULT_MIN_COPY})",
+    )
+
+
 def vocab_source(args: argparse.Namespace) -> VocabSource:
     from textgen_core.loader import VocabSource
 

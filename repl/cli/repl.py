@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from textgen_core.config import DEFAULT_LENGTH
 
 from .. import values as v
-from .options import add_checkpoint, add_window
+from .options import add_checkpoint, add_corpus, add_window
 
 if TYPE_CHECKING:
     from .options import Subcommand
@@ -50,6 +50,12 @@ def register(sub: argparse._SubParsersAction, spec: Subcommand) -> None:
         action="store_true",
         help="when the run writing CKPT saves a new best model, switch to it between turns (default: only say so)",
     )
+    p.add_argument(
+        "--copies",
+        action="store_true",
+        help="turn the copy meter on from the start: underline what the model copies from its training text (/copies)",
+    )
+    add_corpus(p)
     p.add_argument("--no-color", action="store_true", help="plain text, no escape codes (also NO_COLOR=1)")
     p.add_argument(
         "--history",

@@ -4,6 +4,11 @@ Several ``--temp`` values are drawn together in one batched pass (`textgen_core.
 first sample streams as it is generated and the others, finished at the same moment, follow it, each under a
 label. Output is plain text (the prompt, then its continuation) or, with ``--jsonl``, one JSON object per
 generated character.
+
+With ``--copies`` (or ``--corpus``) the copy meter measures each sample against the model's training text: every
+JSONL record gets ``copy``, how many characters up to and including it occur word for word in the training text,
+and a summary per sample goes to stderr. Its machinery (`textgen_core.copies`, the suffix-array index) is imported
+only then, so a plain sample does not load it.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from textgen_core.config import DEFAULT_LENGTH, PRIME_TAIL, PRIME_TAIL_TOLERANCE
 
 from .. import values as v
 from ..safe import visible
-from .options import add_checkpoint, add_window, open_model, window
+from .options import add_checkpoint, add_corpus, add_window, open_model, window
 
 if TYPE_CHECKING:
+    from textgen_core.checkpoint import Checkpoint
+    from textgen_core.copies import CopyTracker
+    from textgen_core.copyindex import CopyIndex
     from textgen_core.generate import Token
     from textgen_core.inference import NumpyLSTM
     from textgen_core.sampling import SamplingSettings
@@ -79,6 +87,13 @@ def register(sub: argparse._SubParsersAction, spec: Subcommand) -> None:
     )
     p.add_argument("--seed", type=v.flag(v.parse_seed), metavar="N", help="random seed: same seed, same output")
     p.add_argument("--jsonl", action="store_true", help="one JSON object per generated character")
+    p.add_argument(
+        "--copies",
+        action="store_true",
+        help="measure what each sample copies from the training text: a `copy` field per --jsonl record, and a "
+        "summary per sample on stderr (docs/copies.md)",
+    )
+    add_corpus(p)
     add_window(p)
     p.set_defaults(func=main)
 
@@ -87,11 +102,19 @@ class _Output:
     """Formats samples for stdout: streams one sample live, collects the others, and neutralises terminal
     control characters when stdout is a terminal."""
 
-    def __init__(self, stream: TextIO, settings: list[SamplingSettings], prompt: str, jsonl: bool):
+    def __init__(
+        self,
+        stream: TextIO,
+        settings: list[SamplingSettings],
+        prompt: str,
+        jsonl: bool,
+        meter: CopyMeter | None = None,
+    ):
         self.stream = stream
         self.settings = settings
         self.prompt = prompt
         self.jsonl = jsonl
+        self.meter = meter
         self.clean = visible if stream.isatty() else str
         self._last_flush = time.monotonic()
 
@@ -109,9 +132,10 @@ class _Output:
         return "" if self.jsonl else "\n"
 
     def token(self, i: int, token: Token) -> str:
+        copy = {} if self.meter is None else {"copy": self.meter.feed(i, token.char)}
         if not self.jsonl:
             return token.char
-        return json.dumps(token.record(self.settings[i].temperature, sample=i), ensure_ascii=False) + "\n"
+        return json.dumps(token.record(self.settings[i].temperature, sample=i, **copy), ensure_ascii=False) + "\n"
 
     def write(self, text: str, *, flush: bool = False) -> None:
         self.stream.write(self.clean(text))
@@ -121,19 +145,77 @@ class _Output:
             self._last_flush = now
 
 
-def _beam(args: argparse.Namespace, model: NumpyLSTM, vocab: Vocabulary, prompt: str, lowercase: bool) -> int:
+class CopyMeter:
+    """`--copies`: one tracker per sample, fed as the characters are written, and a summary of each at the end."""
+
+    def __init__(self, index: CopyIndex, samples: int, min_length: int):
+        from textgen_core.copies import CopyTracker
+
+        self.index = index
+        self.min_length = min_length
+        self.trackers: list[CopyTracker] = [CopyTracker(index) for _ in range(samples)]
+        self.texts: list[list[str]] = [[] for _ in range(samples)]
+        self.lengths: list[list[int]] = [[] for _ in range(samples)]
+
+    @classmethod
+    def open(cls, args: argparse.Namespace, ckpt: Checkpoint, samples: int) -> CopyMeter:
+        """The training text (`--corpus`, else the model's record), its index (built once, a line on stderr)."""
+        from textgen_core.copies import training_text
+        from textgen_core.copyindex import index_for
+
+        found = training_text(ckpt.meta.corpus, ckpt.meta.lowercase, args.corpus, anyway=args.corpus_anyway)
+
+        def building() -> None:
+            print(f"textgen: indexing {found.names} for the copy meter (once for this text)…", file=sys.stderr)
+
+        opened = index_for(found.paths, found.hashes, found.lowercase, building=building)
+        for line in (f"the old index was unreadable ({opened.damage}): rebuilt" if opened.damage else "", found.note):
+            if line:
+                print(f"textgen: copy meter: {found.names}: {line}", file=sys.stderr)
+        return cls(opened.index, samples, args.min_copy)
+
+    def feed(self, i: int, char: str) -> int:
+        n = self.trackers[i].feed(char)
+        self.texts[i].append(char)
+        self.lengths[i].append(n)
+        return n
+
+    def report(self, labels: list[str]) -> None:
+        """One line per sample on stderr (`copies.summary`)."""
+        from textgen_core.copies import report, summary
+
+        for label, chars, lengths in zip(labels, self.texts, self.lengths, strict=True):
+            text = "".join(chars)
+            found = report(self.index, text, self.min_length, lengths)
+            print(visible(f"textgen: copies ({label}): {summary(self.index, text, found)}"), file=sys.stderr)
+
+
+def _beam(
+    args: argparse.Namespace,
+    model: NumpyLSTM,
+    vocab: Vocabulary,
+    prompt: str,
+    lowercase: bool,
+    meter: CopyMeter | None = None,
+) -> int:
     """`--beam W`: the whole result at once (a beam's best text is known only at the end); each JSONL record
     names the width, and its temperature is null (nothing is drawn)."""
     from textgen_core.beam import beam_search
 
     result = beam_search(model, vocab, prompt, args.beam, args.len, lowercase=lowercase)
     clean = visible if sys.stdout.isatty() else str
+    copies = [{"copy": meter.feed(0, t.char)} if meter else {} for t in result.tokens]
     if args.jsonl:
-        lines = [json.dumps(t.record(None, beam=args.beam), ensure_ascii=False) + "\n" for t in result.tokens]
+        lines = [
+            json.dumps(t.record(None, beam=args.beam, **c), ensure_ascii=False) + "\n"
+            for t, c in zip(result.tokens, copies, strict=True)
+        ]
         sys.stdout.write(clean("".join(lines)))
     else:
         sys.stdout.write(clean(prompt + "".join(t.char for t in result.tokens) + "\n"))
     sys.stdout.flush()
+    if meter is not None:
+        meter.report([f"beam {args.beam}"])
     return 0
 
 
@@ -161,9 +243,10 @@ def main(args: argparse.Namespace) -> int:
             f"textgen: warning: skipping prompt characters the model does not know: {describe_unknown(unknown)}",
             file=sys.stderr,
         )
+    meter = CopyMeter.open(args, ckpt, len(settings)) if args.copies or args.corpus else None
     if args.beam is not None:
-        return _beam(args, model, ckpt.vocab, prompt, lowercase)
-    out = _Output(sys.stdout, settings, prompt, args.jsonl)
+        return _beam(args, model, ckpt.vocab, prompt, lowercase, meter)
+    out = _Output(sys.stdout, settings, prompt, args.jsonl, meter)
     held: list[list[str]] = [[out.header(i)] for i in range(1, len(settings))]
     rng = np.random.default_rng(args.seed)
     with CharsBar(None, "priming the seed", note=" · Ctrl-C stops") as bar:
@@ -183,4 +266,6 @@ def main(args: argparse.Namespace) -> int:
     for parts in held:
         out.write("".join(parts) + out.footer())
     out.write("", flush=True)
+    if meter is not None:
+        meter.report([f"sample {i + 1} · {s.describe()}" for i, s in enumerate(settings)])
     return 0

@@ -21,9 +21,9 @@ from textgen_core.steer import Fork, rebuild
 
 from ..render import colour_tokens, stats_line, styled
 from ..safe import flat, shown_char
-from ..session import ALTERNATIVES, bits
+from ..session import ALTERNATIVES, bits, finished
 from ..transcript import Turn
-from ..values import Beam, Number, parse_beam_width, parse_columns
+from ..values import Beam, Number, parse_beam, parse_columns
 from .cells import coloured
 
 if TYPE_CHECKING:
@@ -101,14 +101,17 @@ def _seed_state(s: Session) -> GeneratorState:
 
 
 def beam(s: Session, arg: str) -> None:
-    """/beam W: continue the last seed with a beam search of width W, printed coloured with its total bits; Ctrl-C
-    stops it and keeps the best beam so far. The result is the current branch and the last output."""
-    width = parse_beam_width(arg)
+    """/beam W [norepeat N]: continue the last seed with a beam search of width W (that never repeats an N-character
+    stretch, with norepeat), printed coloured with its total bits; Ctrl-C stops it and keeps the best beam so far.
+    The result is the current branch and the last output."""
+    width, no_repeat = parse_beam(arg)
     if s.last_seed is None:
         raise TextgenError("type a seed first: /beam continues the last one")
     gen = s.generator
     context = encode_seed(gen.model, gen.vocab, s.last_seed, gen.lowercase).text
-    search = BeamSearch(gen.model, gen.vocab, _seed_state(s), width, s.length, alternatives=ALTERNATIVES)
+    search = BeamSearch(
+        gen.model, gen.vocab, _seed_state(s), width, s.length, alternatives=ALTERNATIVES, no_repeat=no_repeat
+    )
     s.note(f"beam search, width {width}, {s.length:,} characters (Ctrl-C stops it)…")
     stopped = False
     began = time.perf_counter()
@@ -123,16 +126,18 @@ def beam(s: Session, arg: str) -> None:
         s.note(f"stopped (Ctrl-C) after {search.position:,} of {s.length:,} characters")
     if not result.tokens:
         return
-    branch = s.tree.add(context, result.tokens, "beam", label=f"beam{width}")
+    label = f"beam{width}" + ("" if no_repeat is None else f" norepeat {no_repeat}")
+    branch = s.tree.add(context, result.tokens, "beam", label=label)
     gen.set_state(result.state)
     s.transcript.append(Turn(s.last_seed, list(result.tokens), [None] * len(result.tokens), branch.id))
     s.now_at(branch, 0)
     heading = Text()
-    heading.append(f"── beam{width} ", style="tg.label")
+    heading.append(f"── {label} ", style="tg.label")
     heading.append(f"· {result.total_bits:.1f} bits total · {result.bpc:.2f} bits/char", style="tg.dim")
     s.print(heading)
     s.print(styled([(s.last_seed, "tg.seed")]) + coloured(s, result.tokens), soft_wrap=True)
-    s.print(stats_line(len(result.tokens), elapsed, result.bpc, f"beam {width} (deterministic)"))
+    s.print(stats_line(len(result.tokens), elapsed, result.bpc, f"{label} (deterministic)"))
+    finished(s, result.tokens)
 
 
 def fork(s: Session, arg: str) -> None:
@@ -161,6 +166,7 @@ def fork(s: Session, arg: str) -> None:
     if stopped:
         s.note("stopped (Ctrl-C)")
     s.print(stats_line(len(turn.tokens), elapsed, bits(turn.tokens), restart.settings.describe()))
+    finished(s, turn.tokens)
 
 
 def tree(s: Session, arg: str) -> None:

@@ -1,0 +1,160 @@
+"""Is it copying? `/copies` underlines, as the text streams, what the model writes word for word from its training
+text, and after each run says the longest copy and the share of the text in copies; the loop flag says when a run's
+text repeats itself. The matching is `textgen_core.copies` on a suffix array (`textgen_core.copyindex`); this module
+keeps the meter's state and says what it finds.
+
+Which training text: the files a user gave (`/copies FILE`, `textgen repl --corpus FILE`), else where the model
+records it was read from; either way checked against the sha256s the model records (`/copies anyway FILE` uses a
+text whose hash differs). The index is built once per text and kept in the user's cache folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+
+from textgen_core.copies import CopyTracker, TrainingText, report, summary, training_text
+from textgen_core.copyindex import CopyIndex, index_for
+from textgen_core.errors import TextgenError
+from textgen_core.generate import Token
+from textgen_core.repeats import find_loop
+
+from ..render import copy_legend
+from ..safe import flat
+from ..values import DEFAULT_MIN_COPY, parse_min_copy
+
+if TYPE_CHECKING:
+    from textgen_core.checkpoint import Checkpoint
+
+    from ..session import Session
+
+#: How the REPL says to give the training text, or to use one whose hash differs (the library's messages end so).
+HINT = "/copies FILE"
+ANYWAY = "/copies anyway FILE"
+#: Characters of a copied span or a loop's span quoted after a run.
+QUOTE = 60
+
+
+class Meter:
+    """The session's copy meter: whether it is on, the text and index it measures against, and from how many
+    characters a stretch counts as copied; with the loop flag, the session's `Marker` (`start`, `finished`)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.on = False
+        self.min_length = DEFAULT_MIN_COPY
+        self.text: TrainingText | None = None
+        self.index: CopyIndex | None = None
+        #: The model the text was found for; another model keeps the meter only if it records the same text.
+        self.model: Checkpoint | None = None
+
+    def active(self) -> bool:
+        """On, and still right for the loaded model (a /load or a followed run may have switched it): a model that
+        records another training text turns the meter off, with a line saying so."""
+        if not self.on or self.index is None or self.model is None:
+            return False
+        now = self.session.loaded.checkpoint
+        if now is not self.model:
+            same = [s.sha256 for s in now.meta.corpus] == [s.sha256 for s in self.model.meta.corpus]
+            if not same or now.meta.lowercase != self.model.meta.lowercase:
+                self.on = False
+                self.session.note(f"copy meter off: this model records another training text; {HINT} turns it on")
+                return False
+            self.model = now
+        return True
+
+    def start(self) -> Callable[[str], bool] | None:
+        if not self.active():
+            return None
+        assert self.index is not None
+        tracker, least = CopyTracker(self.index), self.min_length
+        return lambda ch: tracker.feed(ch) >= least
+
+    def finished(self, tokens: list[Token]) -> None:
+        """After a run's stats line: what it copied (meter on) and whether it loops (always), one line each."""
+        text = "".join(t.char for t in tokens)
+        if self.active():
+            assert self.index is not None
+            self.session.print(copy_line(self.index, text, self.min_length), soft_wrap=True)
+        loop_flag(self.session, text)
+
+    def describe(self) -> str:
+        if not self.on or self.text is None:
+            return f"off ({HINT} or /copies on measures against the training text)"
+        checked = "checked by sha256" if self.text.checked else "not checked"
+        return f"on · training text {self.text.names} ({checked}) · copies from {self.min_length} characters"
+
+
+def meter(session: Session) -> Meter:
+    """The session's meter, made on first use."""
+    if not isinstance(session.meter, Meter):
+        session.meter = Meter(session)
+    return session.meter
+
+
+def copies(s: Session, arg: str) -> None:
+    """/copies [on|off|min N|FILE|anyway FILE]: show, switch, set the shortest copy, or give the training text."""
+    m = meter(s)
+    head, _, rest = arg.partition(" ")
+    if arg.lower() == "off":
+        m.on = False
+    elif arg.lower() == "on":
+        turn_on(s, None)
+        return
+    elif head.lower() == "min":
+        if rest.strip():
+            m.min_length = parse_min_copy(rest.strip())
+    elif head.lower() == "anyway":
+        if not rest.strip():
+            raise TextgenError(f"give the file to measure against anyway: {ANYWAY}")
+        turn_on(s, [rest.strip()], anyway=True)
+        return
+    elif arg:
+        turn_on(s, [arg])
+        return
+    s.show("copies", m.describe())
+
+
+def turn_on(s: Session, given: Sequence[str] | None, *, anyway: bool = False, min_length: int | None = None) -> None:
+    """Find the training text (the files `given`, else the model's record), open or build its index, and turn the
+    meter on; any failure is one line (a `TextgenError`) and leaves the meter as it was."""
+    m = meter(s)
+    ckpt = s.loaded.checkpoint
+    found = training_text(ckpt.meta.corpus, ckpt.meta.lowercase, given, anyway=anyway, hint=HINT, anyway_hint=ANYWAY)
+    opened = index_for(
+        found.paths,
+        found.hashes,
+        found.lowercase,
+        building=lambda: s.note(f"indexing {found.names} for the copy meter (once for this text)…"),
+    )
+    if opened.damage is not None:
+        s.note(f"the copy index of {found.names} was unreadable ({opened.damage}); it was rebuilt, not trusted")
+    if opened.built is not None:
+        where = f"kept in {opened.index.path.parent}" if opened.kept else "could not be kept: in memory this session"
+        s.note(f"indexed {opened.index.chars:,} characters in {opened.built:.1f} s ({where})")
+    if found.note:
+        s.note(f"{found.names}: {found.note}")
+    m.text, m.index, m.model, m.on = found, opened.index, ckpt, True
+    if min_length is not None:
+        m.min_length = min_length
+    s.show("copies", m.describe())
+    s.print(copy_legend(m.min_length, found.names), soft_wrap=True)
+
+
+def loop_flag(s: Session, text: str) -> None:
+    """One line when `text` repeats a span of `repeats.LOOP_MIN` characters or more: which, how long, how often."""
+    loop = find_loop(text)
+    if loop is not None:
+        span = flat(text[loop.start : loop.start + min(loop.length, QUOTE)])
+        how = "back to back" if loop.back_to_back else "in all"
+        s.note(
+            f"loop: a {loop.length:,}-character span repeats {loop.times} times {how} from character "
+            f"{loop.start + 1:,}: «{span}»{'…' if loop.length > QUOTE else ''} (/beam W norepeat N avoids repeats)"
+        )
+
+
+def copy_line(index: CopyIndex, text: str, min_length: int) -> Text:
+    """The run's copies in one dim line (`copies.summary`)."""
+    return Text(flat("copies: " + summary(index, text, report(index, text, min_length), QUOTE)), style="tg.dim")
