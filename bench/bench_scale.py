@@ -58,7 +58,9 @@ def _throughput_worker(rank: int, run: Throughput, steps: int, corpus: Path, fol
     import torch
     import torch.distributed as dist
 
-    from textgen_core.training import Reporter, StepStats, TrainConfig, Trainer
+    from textgen_core.training.config import TrainConfig
+    from textgen_core.training.events import Reporter, StepStats
+    from textgen_core.training.loop import Trainer
 
     nproc, batch = run.nproc, run.batch
     if nproc > 1:
@@ -139,7 +141,9 @@ def _memory_stages(out: Path, batch: int, torch_dropout: bool) -> None:
     torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))])
     stages.append(("first torch.optim optimizer (it imports torch._dynamo)", *mb()))
     import textgen_core.training.model
-    from textgen_core.training import Reporter, StepStats, TrainConfig, Trainer
+    from textgen_core.training.config import TrainConfig
+    from textgen_core.training.events import Reporter, StepStats
+    from textgen_core.training.loop import Trainer
 
     if torch_dropout:
         textgen_core.training.model.dropout = torch.nn.functional.dropout

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from textgen_core.training.runfolder import read_metrics  # noqa: E402
+from textgen_core.runfolder import read_metrics  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "nietzsche.txt"
 CONDITIONS = {"as-is": [], "fp32": ["--precision", "fp32"], "fp32-1core": ["--precision", "fp32"]}

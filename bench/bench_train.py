@@ -125,7 +125,8 @@ def cmd_peak(args: argparse.Namespace) -> int:
     import torch
     import torch.nn.functional as F
 
-    from textgen_core.training import TrainConfig, cpu_supports_bf16, cpu_threads
+    from textgen_core.training.config import TrainConfig
+    from textgen_core.training.hardware import cpu_supports_bf16, cpu_threads
     from textgen_core.training.model import CharLSTM
 
     threads = args.threads or cpu_threads()

@@ -62,7 +62,7 @@ sys.path.insert(0, str(ROOT))
 
 from textgen_core.corpus import load_corpus  # noqa: E402
 from textgen_core.sampling import LN2  # noqa: E402
-from textgen_core.training import cpu_threads  # noqa: E402
+from textgen_core.training.hardware import cpu_threads  # noqa: E402
 
 MAXLEN = 60  # window length (the book's maxlen)
 STEP = 3  # stride between training windows

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from textgen_core.training.runfolder import read_metrics  # noqa: E402
+from textgen_core.runfolder import read_metrics  # noqa: E402
 from textgen_core.training.sizing import CANDIDATES, Candidate  # noqa: E402
 
 DEFAULT_CORPORA = ROOT.parent / "shared" / "corpora"
