@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from textgen_core.copies import CopyTracker, TrainingText, report, summary, training_text
+from textgen_core.copies import CopyReport, CopyTracker, TrainingText, report, summary, training_text
 from textgen_core.copyindex import CopyIndex, index_for
 from textgen_core.errors import TextgenError
 from textgen_core.generate import Token
 from textgen_core.repeats import find_loop
 
-from ..render import copy_legend
+from ..render import copy_legend, copy_style
 from ..safe import flat
 from ..values import DEFAULT_MIN_COPY, parse_min_copy
 
@@ -152,6 +152,37 @@ def loop_flag(s: Session, text: str) -> None:
         s.note(
             f"loop: a {loop.length:,}-character span repeats {loop.times} times {how} from character "
             f"{loop.start + 1:,}: «{span}»{'…' if loop.length > QUOTE else ''} (/beam W norepeat N avoids repeats)"
+        )
+
+
+def measured(s: Session, text: str) -> CopyReport | None:
+    """`text`'s copies when the meter is on (/score underlines them), else None."""
+    m = s.meter
+    if not isinstance(m, Meter) or not m.active():
+        return None
+    assert m.index is not None
+    return report(m.index, text, m.min_length)
+
+
+def underlined(pieces: list[tuple[str, str | None]], found: CopyReport) -> list[tuple[str, str | None]]:
+    """One-character `pieces` of a text with the characters inside its copied spans marked."""
+    inside = [False] * len(pieces)
+    for span in found.spans:
+        inside[span.start : span.end] = [True] * span.length
+    return [(ch, copy_style(style) if mark else style) for (ch, style), mark in zip(pieces, inside, strict=True)]
+
+
+def show_spans(s: Session, text: str, found: CopyReport) -> None:
+    """The summary line, then one line per copied span: where in the text, how long, where in the corpus."""
+    m = s.meter
+    assert isinstance(m, Meter) and m.index is not None
+    s.print(Text(flat("copies: " + summary(m.index, text, found, QUOTE)), style="tg.dim"), soft_wrap=True)
+    places = m.index.places([span.corpus_start for span in found.spans])
+    for span, place in zip(found.spans, places, strict=True):
+        quote = flat(text[span.start : span.start + QUOTE]) + ("…" if span.length > QUOTE else "")
+        s.note(
+            f"copied: characters {span.start + 1:,}–{span.end:,} ({span.length:,}) · {flat(place.source)} line "
+            f"{place.line:,}, character {place.offset:,} · ×{span.occurrences} · «{quote}»"
         )
 
 

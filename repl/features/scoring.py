@@ -14,6 +14,7 @@ from textgen_core.vocab import describe_unknown
 from ..render import prob_style, styled
 from ..safe import shown_char
 from ..values import parse_count
+from . import copies
 from .cells import cell_pieces
 
 if TYPE_CHECKING:
@@ -42,8 +43,12 @@ def score(s: Session, text: str) -> None:
     if pieces is None:
         colour = s.color != "off"
         pieces = [(ch, prob_style(p) if colour else None) for ch, p in zip(result.text, result.probs, strict=True)]
-    s.print(styled(pieces), soft_wrap=True)
+    shown = "".join(ch for ch, _ in pieces)
+    found = copies.measured(s, shown)  # with the copy meter on, its copied spans are underlined and listed
+    s.print(styled(pieces if found is None else copies.underlined(pieces, found)), soft_wrap=True)
     s.note(f"{result.bpc:.3f} bits/char over {result.chars:,} characters")
+    if found is not None:
+        copies.show_spans(s, shown, found)
     if result.unknown:
         s.note(f"not scored (unknown to the model): {describe_unknown(result.unknown)}")
 
