@@ -25,7 +25,8 @@ def table(info: dict) -> str:
         ("checkpoint", info["path"]),
         (
             "model",
-            f"{cfg['num_layers']}×{cfg['hidden_size']} LSTM, embedding {cfg['embed_dim']}, dropout {cfg['dropout']}"
+            f"{cfg['num_layers']}×{cfg['hidden_size']} {info['cell']}, embedding {cfg['embed_dim']}, "
+            f"dropout {cfg['dropout']}"
             + "".join(f", {label} {cfg[key]}" for key, label in REGULARISERS if cfg[key])
             + f", {info['params']:,} parameters",
         ),

@@ -57,8 +57,9 @@ def test_each_layer_runs_as_its_own_lstm_under_the_checkpoint_names(corpus_file,
     """The model runs one `nn.LSTM` per layer (so dropout between layers is ours); checkpoints keep the
     multi-layer names, which the numpy path reads: a round trip through them gives the same outputs."""
     model = CharLSTM(tiny_config(corpus_file, tmp_path).model_config(20)).eval()
-    assert module_name("lstm.weight_hh_l1") == "layers.1.weight_hh_l0"
-    assert module_name("head.bias") == "head.bias"
+    assert module_name("lstm.weight_hh_l1", "lstm") == "layers.1.weight_hh_l0"
+    assert module_name("gru.bias_ih_l0", "gru") == "layers.0.bias_ih_l0"
+    assert module_name("head.bias", "lstm") == "head.bias"
     tensors = model.to_numpy()
     assert set(tensors) == set(model.config.tensor_shapes())
     twin = CharLSTM.from_numpy(model.config, tensors).eval()

@@ -1,9 +1,10 @@
-"""Looking inside the model: which LSTM cells follow a feature of the text (inside quotes, bracket depth, position
-in the line), and the values of one cell, character by character.
+"""Looking inside the model: which cells (recurrent units) follow a feature of the text (inside quotes, bracket
+depth, position in the line), and the values of one cell, character by character.
 
-A cell's value is ``tanh(c)``, in [-1, 1], as Karpathy, Johnson & Fei-Fei ("Visualizing and Understanding
-Recurrent Networks", 2015) colour text by it. Cells are named ``L:N``: layer L (from 0, as the checkpoint's
-``lstm.*_l0`` names count) and index N within the layer (from 0).
+An LSTM cell's value is ``tanh(c)``, in [-1, 1], as Karpathy, Johnson & Fei-Fei ("Visualizing and Understanding
+Recurrent Networks", 2015) colour text by it. A GRU or a plain RNN has no cell state apart from its output: its
+units' values are the hidden state h, already in [-1, 1] (`NumpyLSTM.readout`). Cells are named ``L:N``: layer L
+(from 0, as the checkpoint's ``*_l0`` names count) and index N within the layer (from 0).
 
 Alignment: value t is the cell state *after* the model has read character t of the text (the state in which it
 predicts character t + 1), and every feature describes the same moment, "having read text[:t+1]": an opening quote
@@ -91,8 +92,8 @@ def _encode(model: NumpyLSTM, vocab: Vocabulary, text: str, lowercase: bool) -> 
 
 
 def _run(model: NumpyLSTM, vocab: Vocabulary, ids: np.ndarray, rows: np.ndarray, streams: int, burn_in: int):
-    """tanh(c) of the state rows `rows` after each of `ids`, (len(ids), len(rows)) float32; see the module doc
-    for how the text is split over streams."""
+    """The `readout` (tanh(c) for an LSTM, h otherwise) of the state rows `rows` after each of `ids`,
+    (len(ids), len(rows)) float32; see the module doc for how the text is split over streams."""
     n = len(ids)
     out = np.empty((n, len(rows)), F32)
     # Parts much shorter than the burn-in would spend most of the work on discarded characters.
@@ -100,7 +101,7 @@ def _run(model: NumpyLSTM, vocab: Vocabulary, ids: np.ndarray, rows: np.ndarray,
     seq = np.concatenate([[start_id(model, vocab)], ids])  # position p + 1 of seq is character p of the text
     for pos, cols, state in parallel_steps(model, seq, b, burn_in):
         read = pos >= 1
-        out[pos[read] - 1] = np.tanh(state.c[np.ix_(rows, cols[read])]).T
+        out[pos[read] - 1] = model.readout(state, np.ix_(rows, cols[read])).T
     return out
 
 
@@ -162,7 +163,7 @@ def continuation_values(
     out = np.empty(len(ids), F32)
     for t in range(len(ids)):
         model.step(ids[t : t + 1], state)
-        out[t] = np.tanh(state.c[row, 0])
+        out[t] = model.readout(state, (row, 0))
     return out
 
 
@@ -174,6 +175,7 @@ class CellTracker:
         check_cell(model, layer, index)
         self.layer = layer
         self.index = index
+        self._model = model
         self._row = layer * model.hidden + index
 
     @property
@@ -181,11 +183,11 @@ class CellTracker:
         return f"{self.layer}:{self.index}"
 
     def value(self, state: LSTMState, stream: int = 0) -> float:
-        return float(np.tanh(state.c[self._row, stream]))
+        return float(self._model.readout(state, (self._row, stream)))
 
     def values(self, state: LSTMState) -> np.ndarray:
         """The cell's value in every stream of a batched state, (batch,)."""
-        return np.tanh(state.c[self._row])
+        return self._model.readout(state, self._row)
 
 
 def check_cell(model: NumpyLSTM, layer: int, index: int) -> None:

@@ -27,11 +27,21 @@ from .paths import user_path
 from .vocab import Vocabulary, is_forbidden_control
 
 FORMAT = "textgen-checkpoint"
-FORMAT_VERSION = 2
-#: Version 2 added a recurrent activation other than the sigmoid (imported Keras models). A checkpoint that does
-#: not use one is still written as version 1, so older textgens keep reading it; one that does is version 2, so
-#: an older textgen refuses it instead of silently running the wrong activation.
+FORMAT_VERSION = 3
+#: Version 2 added a recurrent activation other than the sigmoid (imported Keras models), version 3 cells other than
+#: the LSTM. A checkpoint is written with the lowest version that can hold it, so an LSTM with sigmoid gates is
+#: still version 1 and older textgens keep reading it, while one they would run wrongly (or fail to find the
+#: weights of) carries a version they refuse with "upgrade textgen".
 _PLAIN_VERSION = 1
+
+
+def format_version(config: ModelConfig) -> int:
+    """The lowest format version that holds `config` (see `FORMAT_VERSION`)."""
+    if config.cell != "lstm":
+        return 3
+    return 2 if config.recurrent_activation != "sigmoid" else _PLAIN_VERSION
+
+
 WEIGHTS_NAME = "model.safetensors"
 RESUME_NAME = "resume.safetensors"
 #: A real header is a few KB; anything beyond this is corrupt (and must not cause a huge allocation).
@@ -94,7 +104,7 @@ class CheckpointMeta:
         return json.dumps(
             {
                 "format": FORMAT,
-                "version": FORMAT_VERSION if self.config.recurrent_activation != "sigmoid" else _PLAIN_VERSION,
+                "version": format_version(self.config),
                 "config": self.config.to_dict(),
                 "vocab": self.vocab.chars,
                 "lowercase": self.lowercase,
@@ -119,7 +129,7 @@ class CheckpointMeta:
             raise ValueError(f"metadata is {e}") from None
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ValueError("metadata is not textgen's")
-        if d.get("version") not in (_PLAIN_VERSION, FORMAT_VERSION):
+        if d.get("version") not in range(_PLAIN_VERSION, FORMAT_VERSION + 1) or isinstance(d.get("version"), bool):
             raise NewerFormat(f"format version {d.get('version')!r} is not supported by this textgen")
         config = ModelConfig.from_dict(d.get("config"))
         chars = d.get("vocab")

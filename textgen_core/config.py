@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import Field, asdict, dataclass, field, fields
 from typing import Any
 
+from .recurrent import CELLS
+
 #: Defaults chosen by measurement on a 2-core CPU with a 10-minute budget (see README, "Choosing the defaults").
 DEFAULT_EMBED = 64
 DEFAULT_HIDDEN = 640
@@ -49,7 +51,7 @@ BOOK_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 #: ``hard_sigmoid`` meant two functions: Keras 1-2 computed ``clip(0.2x + 0.5, 0, 1)``, Keras 3 ``relu6(x + 3) / 6``.
 RECURRENT_ACTIVATIONS: dict[str, float | None] = {"sigmoid": None, "hard_sigmoid_keras2": 0.2, "hard_sigmoid": 1 / 6}
 #: Fields added after the first checkpoints were written, with the value those checkpoints mean.
-_LATER_FIELDS = {"recurrent_activation": "sigmoid"}
+_LATER_FIELDS = {"recurrent_activation": "sigmoid", "cell": "lstm"}
 
 
 #: The key of a field's metadata that holds its `Flag`.
@@ -104,14 +106,22 @@ class ModelHyperparameters:
     """The model's hyperparameters, declared once: a checkpoint's `ModelConfig` and a run's `TrainConfig` both
     inherit them, and `textgen train` has a flag for each."""
 
+    #: The recurrent cell (`textgen_core.recurrent`); a checkpoint from before it was recorded is an LSTM.
+    cell: str = setting(
+        "lstm",
+        "recurrent cell: lstm, gru or rnn (default {default})",
+        "model",
+        metavar="CELL",
+        choices=("lstm", "gru", "rnn"),
+    )
     embed_dim: int = setting(
         DEFAULT_EMBED, "character embedding size (default {default})", "model", metavar="N", rule="positive_int"
     )
     hidden_size: int = setting(
-        DEFAULT_HIDDEN, "LSTM units per layer (default {default})", "model", metavar="N", rule="positive_int"
+        DEFAULT_HIDDEN, "units per recurrent layer (default {default})", "model", metavar="N", rule="positive_int"
     )
     num_layers: int = setting(
-        DEFAULT_LAYERS, "stacked LSTM layers (default {default})", "model", metavar="N", rule="positive_int"
+        DEFAULT_LAYERS, "stacked recurrent layers (default {default})", "model", metavar="N", rule="positive_int"
     )
     #: Dropout between the layers and before the head (training only).
     dropout: float = setting(
@@ -138,7 +148,8 @@ class ModelHyperparameters:
 
 @dataclass(frozen=True)
 class ModelConfig(ModelHyperparameters):
-    """Embedding → `num_layers` stacked LSTM layers (dropout between them) → linear head over the vocabulary.
+    """Embedding → `num_layers` stacked recurrent layers of one `cell` type (dropout between them) → linear head
+    over the vocabulary.
 
     The hyperparameters are keyword-only (they are inherited); `vocab_size` may be given by position."""
 
@@ -155,6 +166,8 @@ class ModelConfig(ModelHyperparameters):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {v!r}")
+        if not isinstance(self.cell, str) or self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
         if not isinstance(self.recurrent_activation, str) or self.recurrent_activation not in RECURRENT_ACTIVATIONS:
             raise ValueError(f"recurrent_activation must be one of {', '.join(RECURRENT_ACTIVATIONS)}")
 
@@ -173,18 +186,14 @@ class ModelConfig(ModelHyperparameters):
         return cls(**{**_LATER_FIELDS, **{k: d[k] for k in names if k in d}})
 
     def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Names and shapes of the weights, in PyTorch's `nn.LSTM` layout (gate order i, f, g, o).
+        """Names and shapes of the weights, in PyTorch's layout for the cell (`recurrent.Cell.layer_shapes`).
 
         Both the torch model and the numpy inference path use these names, so a checkpoint is one format.
         """
         v, e, h = self.vocab_size, self.embed_dim, self.hidden_size
         shapes: dict[str, tuple[int, ...]] = {"embedding.weight": (v, e)}
         for k in range(self.num_layers):
-            inp = e if k == 0 else h
-            shapes[f"lstm.weight_ih_l{k}"] = (4 * h, inp)
-            shapes[f"lstm.weight_hh_l{k}"] = (4 * h, h)
-            shapes[f"lstm.bias_ih_l{k}"] = (4 * h,)
-            shapes[f"lstm.bias_hh_l{k}"] = (4 * h,)
+            shapes.update(CELLS[self.cell].layer_shapes(k, e if k == 0 else h, h))
         shapes["head.weight"] = (v, h)
         shapes["head.bias"] = (v,)
         return shapes
@@ -193,9 +202,8 @@ class ModelConfig(ModelHyperparameters):
         """The number of weights, in closed form (the sum over `tensor_shapes`): a forged config or a flag such as
         ``--num-layers 10**12`` must get its answer at once, not after building a table of its tensors."""
         v, e, h, n = self.vocab_size, self.embed_dim, self.hidden_size, self.num_layers
-        first = 4 * h * (e + h) + 8 * h
-        later = 4 * h * (2 * h) + 8 * h
-        return v * e + first + (n - 1) * later + v * h + v
+        cell = CELLS[self.cell]
+        return v * e + cell.layer_params(e, h) + (n - 1) * cell.layer_params(h, h) + v * h + v
 
     def training_bytes(self, batch_size: int, seq_len: int) -> int:
         """A lower bound on the memory training needs: fp32 weights, their gradients and Adam's two moments, and the
@@ -205,4 +213,4 @@ class ModelConfig(ModelHyperparameters):
 
     def describe(self) -> str:
         """Short human label, e.g. `2×512 LSTM (3.3M params)`."""
-        return f"{self.num_layers}×{self.hidden_size} LSTM ({self.num_params() / 1e6:.1f}M params)"
+        return f"{self.num_layers}×{self.hidden_size} {CELLS[self.cell].title} ({self.num_params() / 1e6:.1f}M params)"

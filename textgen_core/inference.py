@@ -1,20 +1,18 @@
-"""The LSTM forward pass in numpy: generation and scoring without torch.
+"""The model's forward pass in numpy: generation and scoring without torch, for every recurrent cell type.
 
 Sampling is one character at a time, so each step is a few matrix-vector products whose cost is reading the
-weights once. Everything here serves that: the weights are rearranged once at load time so that a step is one
-BLAS call per layer plus a handful of in-place ufuncs on preallocated buffers.
+weights once. Everything here serves that: the weights are rearranged once at load time (each cell's `prepare`,
+`textgen_core.recurrent`) so that a step is one or two BLAS calls per layer plus a handful of in-place ufuncs on
+preallocated buffers.
 
-- Layout is feature-major: a state is ``(num_layers * hidden, batch)`` and gates are ``(4 * hidden, batch)``,
-  so every per-layer and per-gate slice is a contiguous block for any batch size, and the fused weights are
-  row-major ``(4H, in)`` matrices multiplied from the left (the fastest OpenBLAS matrix-vector form measured here).
-- Layer 0's input projection is a row lookup: the embedding is folded through ``W_ih`` (plus both biases) into a
-  ``(vocab, 4H)`` table. Layers above fuse ``[W_ih | W_hh]`` so one product reads ``[h_below; h_own]``, which are
-  adjacent rows of the state.
-- Gates are reordered from PyTorch's i, f, g, o to i, f, o, g and the sigmoid rows are pre-scaled by 1/2
-  (exact in float32), so one ``tanh`` over all four gates followed by ``0.5 * t + 0.5`` on the first three gives
-  σ(x) = (1 + tanh(x / 2)) / 2 without a separate exp pass.
-- An imported Keras model may use a hard sigmoid, ``clip(a·x + 1/2, 0, 1)``: its rows are pre-scaled by the slope
-  `a` instead, and ``tanh`` runs over the cell-input gate alone.
+- Layout is feature-major: a state is ``(num_layers * hidden, batch)`` (an LSTM's cell state too; a cell without
+  one keeps an empty array), so every per-layer slice is a contiguous block for any batch size, and the prepared
+  weights are row-major matrices multiplied from the left (the fastest OpenBLAS matrix-vector form measured here).
+- Layer 0's input projection is a row lookup: the embedding is folded through ``W_ih`` (with the biases it can
+  take) into a ``(vocab, rows)`` table. Layers above fuse their input and recurrent matrices so one product reads
+  ``[h_below; h_own]``, which are adjacent rows of the state.
+- The gates' order, pre-scaling and activations are the cell's (`recurrent`): for the LSTM, one ``tanh`` over all
+  four gates followed by ``0.5 * t + 0.5`` on the sigmoid rows, or an imported Keras model's hard sigmoid.
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import RECURRENT_ACTIVATIONS, ModelConfig
+from .recurrent import STEMS, Prepared, cell_type
 
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint
@@ -57,7 +56,7 @@ class LSTMState:
 
 
 class NumpyLSTM:
-    """float32 inference for the checkpoint format of `ModelConfig.tensor_shapes` (PyTorch's nn.LSTM layout).
+    """float32 inference for the checkpoint format of `ModelConfig.tensor_shapes`, whatever the config's cell.
 
     Not thread-safe: scratch buffers are shared between calls with the same batch size.
     """
@@ -68,43 +67,27 @@ class NumpyLSTM:
             if name not in tensors or tuple(np.shape(tensors[name])) != shape:
                 raise ValueError(f"weight {name} is missing or not of shape {shape}")
         self.config = config
+        self.cell = cell_type(config.cell)
         h = config.hidden_size
         self.hidden = h
         self.layers = config.num_layers
         self.vocab_size = config.vocab_size
-        #: The hard sigmoid's slope, or None for the sigmoid (see the module doc).
+        #: The hard sigmoid's slope, or None for the sigmoid (see `recurrent`).
         self.hard_slope = RECURRENT_ACTIVATIONS[config.recurrent_activation]
-        # Rows reordered i, f, g, o → i, f, o, g, the three sigmoid gates pre-scaled: written block by block into
-        # the arrays that keep them, so that no weight matrix is copied twice (start-up pays for every pass).
-        slope = 0.5 if self.hard_slope is None else self.hard_slope
-        order = ((0, 2 * h), (3 * h, 4 * h), (2 * h, 3 * h))
-
-        def gates(*names: str, k: int) -> np.ndarray:
-            parts = [np.asarray(tensors[f"lstm.{name}_l{k}"], dtype=F32) for name in names]
-            widths = [1 if p.ndim == 1 else p.shape[1] for p in parts]
-            out = np.empty((4 * h, sum(widths)), F32)
-            col = 0
-            for part, width in zip(parts, widths, strict=True):
-                rows = 0
-                for a, b in order:
-                    out[rows : rows + b - a, col : col + width] = part[a:b].reshape(b - a, width)
-                    rows += b - a
-                col += width
-            out[: 3 * h] *= slope
-            return out if out.shape[1] > 1 else out[:, 0]
-
         emb = np.asarray(tensors["embedding.weight"], dtype=F32)
-        #: (vocab, 4H): layer 0's whole input contribution, biases included, for each character.
-        self.table = np.ascontiguousarray(
-            emb @ gates("weight_ih", k=0).T + gates("bias_ih", k=0) + gates("bias_hh", k=0)
-        )
-        #: Layer 0 recurrent weights (4H, H); layers above: fused (4H, 2H) over [h_below; h_own], and biases.
-        self.w_hh0 = gates("weight_hh", k=0)
-        self.w_fused = [gates("weight_ih", "weight_hh", k=k) for k in range(1, self.layers)]
-        self.b_fused = [(gates("bias_ih", k=k) + gates("bias_hh", k=k))[:, None] for k in range(1, self.layers)]
+        self._layers: list[Prepared] = []
+        for k in range(self.layers):
+            w = {stem: tensors[f"{self.cell.prefix}.{stem}_l{k}"] for stem in STEMS}
+            prepared = self.cell.prepare(w, emb if k == 0 else None, self.hard_slope)
+            prepared.slope = self.hard_slope
+            self._layers.append(prepared)
+        first = self._layers[0]
+        assert first.table is not None
+        #: (vocab, rows): layer 0's whole input contribution for each character.
+        self.table = np.ascontiguousarray(first.table)
         self.w_head = np.ascontiguousarray(tensors["head.weight"], dtype=F32)
         self.b_head = np.asarray(tensors["head.bias"], dtype=F32).reshape(-1, 1).copy()  # a column, like logits
-        #: The table as (4H, vocab): a batch's lookup `_table_t[:, ids]` is then feature-major and contiguous, so
+        #: The table as (rows, vocab): a batch's lookup `_table_t[:, ids]` is then feature-major and contiguous, so
         #: adding it to the gates is one contiguous pass (a transposed row gather measured several times slower).
         self._table_t = np.ascontiguousarray(self.table.T)
         self._scratch: dict[int, tuple[np.ndarray, ...]] = {}
@@ -116,59 +99,46 @@ class NumpyLSTM:
     @property
     def weight_bytes(self) -> int:
         """Bytes of weights one step reads (the recurrent and fused matrices, one table row, the head)."""
-        mats = [self.w_hh0, *self.w_fused, self.w_head]
+        mats = [m for p in self._layers for m in (p.recurrent, p.fused, p.extra) if m is not None] + [self.w_head]
         return sum(m.nbytes for m in mats) + self.table[0].nbytes
 
     def initial_state(self, batch: int = 1) -> LSTMState:
-        shape = (self.layers * self.hidden, batch)
-        return LSTMState(np.zeros(shape, F32), np.zeros(shape, F32))
+        rows = self.layers * self.hidden
+        return LSTMState(np.zeros((rows, batch), F32), np.zeros((rows if self.cell.memory else 0, batch), F32))
 
     def initial_logits(self) -> np.ndarray:
         """What the head predicts from a zero hidden state: the model's context-free guess (its output bias)."""
         return self.b_head[:, 0].copy()
 
+    def readout(self, state: LSTMState, index: tuple | int | slice = slice(None)) -> np.ndarray:
+        """What the cells view shows of the units `index` selects in the state's (layers · hidden, batch) rows, in
+        [-1, 1]: tanh of an LSTM's cell state (its memory, which the output gate scales into h), the hidden state
+        of a cell without one. Only the selected values are computed (one unit per streamed character)."""
+        return np.tanh(state.c[index]) if self.cell.memory else state.h[index]
+
     def _buffers(self, batch: int) -> tuple[np.ndarray, ...]:
-        """The (gates, tmp, inputs) buffers for `batch` streams: a fresh multi-megabyte array per step costs more
-        in page faults than the arithmetic done on it."""
+        """The (gates, two temporaries, inputs) buffers for `batch` streams: a fresh multi-megabyte array per step
+        costs more in page faults than the arithmetic done on it."""
         if batch not in self._scratch:
-            h = self.hidden
-            self._scratch[batch] = tuple(np.empty(shape, F32) for shape in ((4 * h, batch), (h, batch), (4 * h, batch)))
+            h, rows = self.hidden, self.cell.rows * self.hidden
+            shapes = ((rows, batch), (h, batch), (h, batch), (rows, batch))
+            self._scratch[batch] = tuple(np.empty(shape, F32) for shape in shapes)
         return self._scratch[batch]
 
     def _lookup(self, ids: np.ndarray) -> np.ndarray:
-        """Layer 0's input projection for one character per stream, (4H, B), in a reused buffer."""
+        """Layer 0's input projection for one character per stream, (rows, B), in a reused buffer."""
         ids = np.asarray(ids)
-        return np.take(self._table_t, ids, axis=1, out=self._buffers(len(ids))[2])
-
-    def _cell(self, gates: np.ndarray, c: np.ndarray, h: np.ndarray, tmp: np.ndarray) -> None:
-        """In place: gates (4H, B) pre-activations → new cell state `c` and hidden state `h` (views into a state)."""
-        n = self.hidden
-        sig = gates[: 3 * n]
-        if self.hard_slope is None:
-            np.tanh(gates, out=gates)
-            sig *= 0.5
-            sig += 0.5
-        else:
-            np.tanh(gates[3 * n :], out=gates[3 * n :])
-            sig += 0.5
-            np.clip(sig, 0.0, 1.0, out=sig)
-        c *= gates[n : 2 * n]
-        np.multiply(gates[:n], gates[3 * n :], out=tmp)
-        c += tmp
-        np.tanh(c, out=h)
-        h *= gates[2 * n : 3 * n]
+        return np.take(self._table_t, ids, axis=1, out=self._buffers(len(ids))[3])
 
     def _advance(self, x0: np.ndarray, state: LSTMState) -> None:
-        """Advance every layer one step in place, given layer 0's input projection `x0` (4H, B), biases included."""
+        """Advance every layer one step in place, given layer 0's input projection `x0` (rows, B)."""
         n = self.hidden
-        gates, tmp, _ = self._buffers(state.batch)
-        np.dot(self.w_hh0, state.h[:n], out=gates)
-        gates += x0
-        self._cell(gates, state.c[:n], state.h[:n], tmp)
-        for k in range(1, self.layers):
-            np.dot(self.w_fused[k - 1], state.h[(k - 1) * n : (k + 1) * n], out=gates)
-            gates += self.b_fused[k - 1]
-            self._cell(gates, state.c[k * n : (k + 1) * n], state.h[k * n : (k + 1) * n], tmp)
+        bufs = self._buffers(state.batch)[:3]
+        memory = self.cell.memory
+        for k, prepared in enumerate(self._layers):
+            pair = state.h[k * n : (k + 1) * n] if k == 0 else state.h[(k - 1) * n : (k + 1) * n]
+            c = state.c[k * n : (k + 1) * n] if memory else state.c
+            self.cell.step(prepared, x0 if k == 0 else None, pair, c, bufs)
 
     def top(self, state: LSTMState) -> np.ndarray:
         """The top layer's hidden state (H, B): what the head reads (a view into `state`)."""

@@ -156,6 +156,7 @@ class TrainConfig(ModelHyperparameters):
         "encoding",
         "lowercase",
         "val_fraction",
+        "cell",
         "embed_dim",
         "hidden_size",
         "num_layers",

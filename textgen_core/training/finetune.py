@@ -9,6 +9,7 @@ import numpy as np
 from .. import checkpoint as ckpt
 from ..config import option
 from ..errors import TextgenError
+from ..recurrent import CELLS
 from ..vocab import Vocabulary
 from .config import TrainConfig
 
@@ -23,13 +24,19 @@ def load_start(init: str) -> ckpt.Checkpoint:
 
 def adopt_start(config: TrainConfig, start: ckpt.Checkpoint, explicit: frozenset[str]) -> TrainConfig:
     """The config of a run that starts from `start`: the checkpoint's shape and case, and its regularisation
-    unless the command gives other values. A shape flag that contradicts the checkpoint is refused."""
-    if start.config.recurrent_activation != "sigmoid":  # training's nn.LSTM has only the sigmoid
+    unless the command gives other values. A shape flag (the cell type included) that contradicts the checkpoint
+    is refused: weights of one cell type mean nothing to another."""
+    if start.config.recurrent_activation != "sigmoid":  # torch's layers have only the sigmoid
         raise TextgenError(
             f"--init: the checkpoint's gates use {start.config.recurrent_activation}, which training cannot; "
             "train a new model instead"
         )
-    have = {f: getattr(start.config, f) for f in ("embed_dim", "hidden_size", "num_layers")}
+    if not CELLS[start.config.cell].trainable:
+        raise TextgenError(
+            f"--init: the checkpoint is a {CELLS[start.config.cell].title}, which training cannot run; "
+            "train a new model instead"
+        )
+    have = {f: getattr(start.config, f) for f in ("cell", "embed_dim", "hidden_size", "num_layers")}
     have["lowercase"] = start.meta.lowercase
     for name, value in have.items():
         if name in explicit and getattr(config, name) != value:
