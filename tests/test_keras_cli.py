@@ -40,7 +40,8 @@ TOL = 1e-5
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory) -> dict:
-    """The corpus, its (lower-cased) vocabulary, the Keras model and its files: .keras, .h5, and a GRU (refused)."""
+    """The corpus, its (lower-cased) vocabulary, the Keras model and its files: .keras, .h5, and a GRU that runs
+    backwards (refused)."""
     d = tmp_path_factory.mktemp("keras_cli")
     corpus = d / "corpus.txt"
     corpus.write_text(TEXT, encoding="utf-8")
@@ -52,8 +53,8 @@ def book(tmp_path_factory) -> dict:
     model.set_weights([rng.normal(0.0, 0.8, w.shape).astype(np.float32) for w in model.get_weights()])
     model.save(d / "book.keras")
     model.save(d / "book.h5")
-    gru = keras.Sequential([keras.Input((WINDOW, v)), L.GRU(8), L.Dense(v, activation="softmax")])
-    gru.save(d / "gru.keras")
+    backwards = keras.Sequential([keras.Input((WINDOW, v)), L.GRU(8, go_backwards=True), L.Dense(v, "softmax")])
+    backwards.save(d / "backwards.keras")
     return {"dir": d, "corpus": corpus, "vocab": vocab, "model": model}
 
 
@@ -129,7 +130,7 @@ def test_import_refuses_with_one_line_each(book, tmp_path):
     notes = tmp_path / "notes.h5"
     notes.write_text("just some text\n")
     assert_one_line_error(run_cli("import", str(notes), *vocab, "--out", out), "not a Keras model")
-    assert_one_line_error(run_cli("import", str(d / "gru.keras"), *vocab, "--out", out), "GRU", "not supported")
+    assert_one_line_error(run_cli("import", str(d / "backwards.keras"), *vocab, "--out", out), "GRU", "backwards")
     assert_one_line_error(run_cli("import", str(d / "book.keras"), "--out", out), "no vocabulary", "--vocab-from")
     wrong = len(Vocabulary.from_text(TEXT))  # not lower-cased: capitals make it larger
     assert_one_line_error(
@@ -184,7 +185,7 @@ def test_load_a_keras_file_in_the_repl_through_pipe_input(book, repl_session, tm
         session, out = repl_session(keys=inp, length=5)
         session.vocab = VocabSource(corpus=book["corpus"], lowercase=True)
         prompt = make_prompt(session, None, input=inp, output=DummyOutput())
-        inp.send_text(f"/load {d / 'book.keras'}\r/window\r/window off\r/load {d / 'gru.keras'}\r\x04")
+        inp.send_text(f"/load {d / 'book.keras'}\r/window\r/window off\r/load {d / 'backwards.keras'}\r\x04")
         assert interactive(session, prompt) == 0
     text = out.getvalue()
     assert "imported from book.keras" in text and f"window  on: each character from the last {WINDOW}" in text

@@ -100,7 +100,7 @@ def made(tmp_path_factory):
         f.attrs["keras_version"] = "2.0.8"
         f["model_weights"].attrs["keras_version"] = "2.0.8"
     files["hard"]["keras2"] = old
-    for kind, layer in (("gru", L.GRU(8)), ("bidirectional", L.Bidirectional(L.LSTM(8)))):
+    for kind, layer in (("backwards", L.GRU(8, go_backwards=True)), ("bidirectional", L.Bidirectional(L.LSTM(8)))):
         m = keras.Sequential([keras.Input((WINDOW, v)), layer, L.Dense(v, activation="softmax")])
         files[kind] = {"keras": d / f"{kind}.keras"}
         m.save(files[kind]["keras"])
@@ -239,7 +239,7 @@ def test_errors_are_one_line_each(made, tmp_path):
     text = tmp_path / "notes.h5"
     text.write_text("just some text, not a model\n")
     assert "not a Keras model" in _one_line_error(read_keras, text)
-    assert "GRU" in _one_line_error(read_keras, files["gru"]["keras"])
+    assert "backwards" in _one_line_error(read_keras, files["backwards"]["keras"])
     assert "Bidirectional" in _one_line_error(read_keras, files["bidirectional"]["keras"])
     assert "vocabulary" in _one_line_error(keras_vocabulary)
     small = Vocabulary(vocab.chars[:-1])

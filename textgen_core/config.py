@@ -6,7 +6,10 @@ from __future__ import annotations
 from dataclasses import Field, asdict, dataclass, field, fields
 from typing import Any
 
-from .recurrent import CELLS
+from .recurrent import CELLS, Cell
+
+#: Joins the layers' cell types of a mixed stack in `ModelConfig.cell` (layer 0 first).
+MIXED = "+"
 
 #: Defaults chosen by measurement on a 2-core CPU with a 10-minute budget (see README, "Choosing the defaults").
 DEFAULT_EMBED = 64
@@ -166,13 +169,27 @@ class ModelConfig(ModelHyperparameters):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {v!r}")
-        if not isinstance(self.cell, str) or self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        parts = self.cell.split(MIXED) if isinstance(self.cell, str) else [None]
+        if not all(p in CELLS for p in parts) or len(parts) not in (1, self.num_layers):
+            raise ValueError(
+                f"cell must be one of {', '.join(CELLS)}, or one per layer joined by {MIXED!r}; got {self.cell!r}"
+            )
         if not isinstance(self.recurrent_activation, str) or self.recurrent_activation not in RECURRENT_ACTIVATIONS:
             raise ValueError(f"recurrent_activation must be one of {', '.join(RECURRENT_ACTIVATIONS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def layer_cell(self, k: int) -> Cell:
+        """Layer k's cell type: the one `cell` names, or its k-th part for a mixed stack (an imported Keras model,
+        e.g. ``gru+lstm``)."""
+        parts = self.cell.split(MIXED)
+        return CELLS[parts[k] if len(parts) > 1 else parts[0]]
+
+    @property
+    def cell_title(self) -> str:
+        """How messages call the cell: ``LSTM``, ``GRU``, ``GRU+LSTM``."""
+        return MIXED.join(CELLS[p].title for p in self.cell.split(MIXED))
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
@@ -193,7 +210,7 @@ class ModelConfig(ModelHyperparameters):
         v, e, h = self.vocab_size, self.embed_dim, self.hidden_size
         shapes: dict[str, tuple[int, ...]] = {"embedding.weight": (v, e)}
         for k in range(self.num_layers):
-            shapes.update(CELLS[self.cell].layer_shapes(k, e if k == 0 else h, h))
+            shapes.update(self.layer_cell(k).layer_shapes(k, e if k == 0 else h, h))
         shapes["head.weight"] = (v, h)
         shapes["head.bias"] = (v,)
         return shapes
@@ -202,8 +219,12 @@ class ModelConfig(ModelHyperparameters):
         """The number of weights, in closed form (the sum over `tensor_shapes`): a forged config or a flag such as
         ``--num-layers 10**12`` must get its answer at once, not after building a table of its tensors."""
         v, e, h, n = self.vocab_size, self.embed_dim, self.hidden_size, self.num_layers
-        cell = CELLS[self.cell]
-        return v * e + cell.layer_params(e, h) + (n - 1) * cell.layer_params(h, h) + v * h + v
+        first = self.layer_cell(0).layer_params(e, h)
+        if MIXED not in self.cell:
+            later = (n - 1) * self.layer_cell(0).layer_params(h, h)
+        else:  # one name per layer: as many terms as the config spells out
+            later = sum(self.layer_cell(k).layer_params(h, h) for k in range(1, n))
+        return v * e + first + later + v * h + v
 
     def training_bytes(self, batch_size: int, seq_len: int) -> int:
         """A lower bound on the memory training needs: fp32 weights, their gradients and Adam's two moments, and the
@@ -213,4 +234,4 @@ class ModelConfig(ModelHyperparameters):
 
     def describe(self) -> str:
         """Short human label, e.g. `2×512 LSTM (3.3M params)`."""
-        return f"{self.num_layers}×{self.hidden_size} {CELLS[self.cell].title} ({self.num_params() / 1e6:.1f}M params)"
+        return f"{self.num_layers}×{self.hidden_size} {self.cell_title} ({self.num_params() / 1e6:.1f}M params)"

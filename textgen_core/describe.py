@@ -5,7 +5,6 @@ view of a checkpoint agrees."""
 from __future__ import annotations
 
 from .checkpoint import WEIGHTS_NAME, Checkpoint
-from .recurrent import CELLS
 from .runfolder import read_metrics, run_step
 
 
@@ -20,7 +19,7 @@ def describe(c: Checkpoint) -> dict:
         "path": str(c.path),
         "name": c.name,
         "config": m.config.to_dict(),
-        "cell": CELLS[m.config.cell].title,
+        "cell": m.config.cell_title,
         "params": m.config.num_params(),
         "vocab": "".join(m.vocab.chars),
         "vocab_size": len(m.vocab),

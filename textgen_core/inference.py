@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import RECURRENT_ACTIVATIONS, ModelConfig
-from .recurrent import STEMS, Prepared, cell_type
+from .recurrent import STEMS, Prepared
 
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint
@@ -67,7 +67,12 @@ class NumpyLSTM:
             if name not in tensors or tuple(np.shape(tensors[name])) != shape:
                 raise ValueError(f"weight {name} is missing or not of shape {shape}")
         self.config = config
-        self.cell = cell_type(config.cell)
+        #: Each layer's cell type (one for all but in an imported mixed stack).
+        self.cells = [config.layer_cell(k) for k in range(config.num_layers)]
+        #: Whether the state has a cell state: rows for every layer if any layer keeps one (an LSTM).
+        self.memory = any(c.memory for c in self.cells)
+        #: Per state row, whether its value in the cells view is tanh(c) (an LSTM layer's) or h.
+        self._memory_rows = np.repeat([c.memory for c in self.cells], config.hidden_size)
         h = config.hidden_size
         self.hidden = h
         self.layers = config.num_layers
@@ -76,9 +81,9 @@ class NumpyLSTM:
         self.hard_slope = RECURRENT_ACTIVATIONS[config.recurrent_activation]
         emb = np.asarray(tensors["embedding.weight"], dtype=F32)
         self._layers: list[Prepared] = []
-        for k in range(self.layers):
-            w = {stem: tensors[f"{self.cell.prefix}.{stem}_l{k}"] for stem in STEMS}
-            prepared = self.cell.prepare(w, emb if k == 0 else None, self.hard_slope)
+        for k, cell in enumerate(self.cells):
+            w = {stem: tensors[f"{cell.prefix}.{stem}_l{k}"] for stem in STEMS}
+            prepared = cell.prepare(w, emb if k == 0 else None, self.hard_slope)
             prepared.slope = self.hard_slope
             self._layers.append(prepared)
         first = self._layers[0]
@@ -104,7 +109,7 @@ class NumpyLSTM:
 
     def initial_state(self, batch: int = 1) -> LSTMState:
         rows = self.layers * self.hidden
-        return LSTMState(np.zeros((rows, batch), F32), np.zeros((rows if self.cell.memory else 0, batch), F32))
+        return LSTMState(np.zeros((rows, batch), F32), np.zeros((rows if self.memory else 0, batch), F32))
 
     def initial_logits(self) -> np.ndarray:
         """What the head predicts from a zero hidden state: the model's context-free guess (its output bias)."""
@@ -114,13 +119,18 @@ class NumpyLSTM:
         """What the cells view shows of the units `index` selects in the state's (layers · hidden, batch) rows, in
         [-1, 1]: tanh of an LSTM's cell state (its memory, which the output gate scales into h), the hidden state
         of a cell without one. Only the selected values are computed (one unit per streamed character)."""
-        return np.tanh(state.c[index]) if self.cell.memory else state.h[index]
+        if not self.memory:
+            return state.h[index]
+        if self._memory_rows.all():
+            return np.tanh(state.c[index])
+        rows = index[0] if isinstance(index, tuple) else index
+        return np.where(self._memory_rows[rows], np.tanh(state.c[index]), state.h[index])
 
     def _buffers(self, batch: int) -> tuple[np.ndarray, ...]:
         """The (gates, two temporaries, inputs) buffers for `batch` streams: a fresh multi-megabyte array per step
         costs more in page faults than the arithmetic done on it."""
         if batch not in self._scratch:
-            h, rows = self.hidden, self.cell.rows * self.hidden
+            h, rows = self.hidden, max(c.rows for c in self.cells) * self.hidden
             shapes = ((rows, batch), (h, batch), (h, batch), (rows, batch))
             self._scratch[batch] = tuple(np.empty(shape, F32) for shape in shapes)
         return self._scratch[batch]
@@ -134,11 +144,11 @@ class NumpyLSTM:
         """Advance every layer one step in place, given layer 0's input projection `x0` (rows, B)."""
         n = self.hidden
         bufs = self._buffers(state.batch)[:3]
-        memory = self.cell.memory
-        for k, prepared in enumerate(self._layers):
+        for k, (cell, prepared) in enumerate(zip(self.cells, self._layers, strict=True)):
             pair = state.h[k * n : (k + 1) * n] if k == 0 else state.h[(k - 1) * n : (k + 1) * n]
-            c = state.c[k * n : (k + 1) * n] if memory else state.c
-            self.cell.step(prepared, x0 if k == 0 else None, pair, c, bufs)
+            c = state.c[k * n : (k + 1) * n] if cell.memory else state.c[:0]
+            gates = bufs[0][: cell.rows * n]
+            cell.step(prepared, x0 if k == 0 else None, pair, c, (gates, *bufs[1:]))
 
     def top(self, state: LSTMState) -> np.ndarray:
         """The top layer's hidden state (H, B): what the head reads (a view into `state`)."""

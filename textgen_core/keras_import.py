@@ -42,9 +42,10 @@ import numpy as np
 
 from . import checkpoint
 from .checkpoint import HDF5_MAGIC, ZIP_MAGIC, Checkpoint, CheckpointMeta
-from .config import ModelConfig
+from .config import MIXED, ModelConfig
 from .corpus import SourceReader
 from .errors import TextgenError
+from .recurrent import CELLS
 from .vocab import Vocabulary
 
 #: How a user gets h5py, which textgen needs only to read Keras files.
@@ -52,7 +53,11 @@ INSTALL_HINT = "pip install 'textgen[keras]'"
 #: Layers that are the identity at inference and hold no weights.
 _IDENTITY = {"Dropout"}
 #: What a refusal tells the user textgen can import.
-_SUPPORTED = "textgen imports one-hot or Embedding → LSTM layers → Dense softmax"
+_SUPPORTED = "textgen imports one-hot or Embedding → LSTM, GRU or SimpleRNN layers → Dense softmax"
+#: The recurrent layers read, by Keras class: textgen's cell type and the Keras → PyTorch gate permutation of
+#: their weights' column blocks (a Keras LSTM's i, f, c, o is PyTorch's i, f, g, o; a GRU's z, r, h is r, z, n).
+#: A GRU's cell type also depends on `reset_after` (`_gru_cell`).
+_RECURRENT = {"LSTM": ("lstm", (0, 1, 2, 3)), "GRU": ("gru", (1, 0, 2)), "SimpleRNN": ("rnn", (0,))}
 
 
 @dataclass(frozen=True)
@@ -178,7 +183,7 @@ def _chain(model_config: object) -> tuple[list[dict], list[int | None] | None]:
 def _keras_weights(h5: object, layers: list[dict]) -> list[dict[str, np.ndarray]]:
     """Weights of a ``.keras`` file's layers, addressed as `saving_lib` does (see the module doc)."""
     roles = {
-        "LSTM": ("cell/vars", ["kernel", "recurrent_kernel", "bias"]),
+        **{kind: ("cell/vars", ["kernel", "recurrent_kernel", "bias"]) for kind in _RECURRENT},
         "Dense": ("vars", ["kernel", "bias"]),
         "Embedding": ("vars", ["embeddings"]),
     }
@@ -284,7 +289,7 @@ def read_keras(path: str | os.PathLike) -> KerasModel:
 
 
 def _recurrent_activation(name: str, version: str | None) -> str:
-    """textgen's name for an LSTM's `recurrent_activation` in a file written by Keras `version`."""
+    """textgen's name for a gated layer's `recurrent_activation` in a file written by Keras `version`."""
     if name == "sigmoid":
         return "sigmoid"
     if name == "hard_sigmoid":
@@ -294,47 +299,66 @@ def _recurrent_activation(name: str, version: str | None) -> str:
     raise _Refused(f"recurrent_activation {name!r} is not supported (sigmoid or hard_sigmoid are)")
 
 
+def _gru_cell(layer: KerasLayer) -> str:
+    """A Keras GRU's cell type: the reset gate applied after the recurrent product (``reset_after=True``: two bias
+    rows, Keras 3's and tf.keras's default) or before it (``False``: one bias row, standalone Keras 2's default and
+    what a config without the setting means). The bias's shape must agree with the setting."""
+    after = bool(layer.config.get("reset_after", False))
+    bias = layer.weights.get("bias")
+    if bias is not None and (bias.ndim == 2) != after:
+        raise _Refused(f"GRU {layer.name!r}'s bias does not fit reset_after={after}")
+    return "gru" if after else "gru_reset_before"
+
+
+def _cell(layer: KerasLayer) -> str:
+    """textgen's cell type for a recurrent Keras layer."""
+    return _gru_cell(layer) if layer.kind == "GRU" else _RECURRENT[layer.kind][0]
+
+
 def _check(model: KerasModel) -> None:
     """Refuse (with `_Refused`) what the conversion cannot represent exactly."""
     layers = [x for x in model.layers if x.kind not in _IDENTITY]
     for x in layers:
-        if x.kind not in ("Embedding", "LSTM", "Dense", "Activation"):
+        if x.kind not in ("Embedding", "Dense", "Activation", *_RECURRENT):
             raise _Refused(f"layer {x.name!r} is a {x.kind}, which is not supported; {_SUPPORTED}")
     kinds = [x.kind for x in layers]
-    n = kinds.count("LSTM")
     start = 1 if kinds[:1] == ["Embedding"] else 0
+    n = next((i for i, k in enumerate(kinds[start:]) if k not in _RECURRENT), len(kinds) - start)
     head = kinds[start + n :]
-    if n == 0 or kinds[start : start + n] != ["LSTM"] * n or head not in (["Dense"], ["Dense", "Activation"]):
+    if n == 0 or head not in (["Dense"], ["Dense", "Activation"]):
         raise _Refused(f"layers {' → '.join(kinds)} are not supported; {_SUPPORTED}")
     if start and layers[0].config.get("mask_zero"):
         raise _Refused(f"Embedding {layers[0].name!r} masks zeros (mask_zero), which is not supported")
     if not start and model.input_dim is None:
         raise _Refused("the model's input shape is unknown, so its one-hot width is too; give it an Input")
-    lstms = layers[start : start + n]
-    for k, x in enumerate(lstms):
+    recurrent = layers[start : start + n]
+    for k, x in enumerate(recurrent):
         c = x.config
         last = k == n - 1
         if _activation(c.get("activation", "tanh")) != "tanh":
-            raise _Refused(f"LSTM {x.name!r} has activation {_activation(c.get('activation'))!r}; only tanh is")
+            raise _Refused(f"{x.kind} {x.name!r} has activation {_activation(c.get('activation'))!r}; only tanh is")
         if c.get("go_backwards") or c.get("return_state"):
-            raise _Refused(f"LSTM {x.name!r} runs backwards or returns its state, which is not supported")
+            raise _Refused(f"{x.kind} {x.name!r} runs backwards or returns its state, which is not supported")
         if bool(c.get("return_sequences")) == last:
             what = "returns its whole sequence to the head" if last else "does not return its sequence"
             raise _Refused(
-                f"LSTM {x.name!r} {what}; textgen imports models that predict the next character from the last "
-                "LSTM's final output"
+                f"{x.kind} {x.name!r} {what}; textgen imports models that predict the next character from the last "
+                "recurrent layer's final output"
             )
         for role in ("kernel", "recurrent_kernel") + (("bias",) if c.get("use_bias", True) else ()):
             if role not in x.weights:
-                raise _Refused(f"LSTM {x.name!r} has no {role} weights in the file (a Keras 1 file?)")
-    units = [int(x.config.get("units", 0)) for x in lstms]
+                raise _Refused(f"{x.kind} {x.name!r} has no {role} weights in the file (a Keras 1 file?)")
+        if x.kind == "GRU":
+            _gru_cell(x)
+    units = [int(x.config.get("units", 0)) for x in recurrent]
     if len(set(units)) != 1:
-        raise _Refused(f"stacked LSTMs of different sizes ({', '.join(map(str, units))}) are not supported")
+        raise _Refused(f"stacked recurrent layers of different sizes ({', '.join(map(str, units))}) are not supported")
+    gated = [x for x in recurrent if x.kind != "SimpleRNN"]
     acts = {
-        _recurrent_activation(_activation(x.config.get("recurrent_activation")), model.keras_version) for x in lstms
+        _recurrent_activation(_activation(x.config.get("recurrent_activation")), model.keras_version) for x in gated
     }
-    if len(acts) != 1:
-        raise _Refused("LSTMs with different recurrent activations are not supported")
+    if len(acts) > 1:
+        raise _Refused("recurrent layers with different recurrent activations are not supported")
     dense = layers[start + n]
     dense_act = _activation(dense.config.get("activation", "linear"))
     after = layers[start + n + 1 :]
@@ -350,11 +374,34 @@ def _check(model: KerasModel) -> None:
         raise _Refused(f"Embedding {layers[0].name!r} has no weights in the file")
 
 
+def _layer_tensors(x: KerasLayer, k: int, inp: int, units: int) -> dict[str, np.ndarray]:
+    """Layer k's weights in PyTorch's layout for its cell (`recurrent`): the Keras kernels transposed with their
+    gate blocks permuted, the biases likewise (a GRU with ``reset_after`` keeps its two; any other layer's single
+    bias is ``bias_ih``, with ``bias_hh`` zero: only their sum counts there)."""
+    cell = CELLS[_cell(x)]
+    order = _RECURRENT[x.kind][1]
+    g = cell.gates * units
+    w = x.weights
+    bias = w.get("bias", np.zeros((2, g) if cell.name == "gru" else g, np.float32))
+    bias_rows = bias if bias.ndim == 2 else np.stack([bias, np.zeros(g, np.float32)])
+    if w["kernel"].shape != (inp, g) or w["recurrent_kernel"].shape != (units, g) or bias_rows.shape != (2, g):
+        raise _Refused(f"{x.kind} {x.name!r}'s weights do not fit its input of {inp} and {units} units")
+
+    def torch_order(a: np.ndarray) -> np.ndarray:
+        """Keras's (…, G·u), gate blocks last, → PyTorch's (G·u, …) in its gate order."""
+        blocks = np.split(a, len(order), axis=-1)
+        return np.ascontiguousarray(np.concatenate([blocks[i] for i in order], axis=-1).T)
+
+    stems = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    arrays = (w["kernel"], w["recurrent_kernel"], bias_rows[0], bias_rows[1])
+    return {f"{cell.prefix}.{stem}_l{k}": torch_order(a) for stem, a in zip(stems, arrays, strict=True)}
+
+
 def _tensors(model: KerasModel) -> tuple[ModelConfig, dict[str, np.ndarray]]:
-    """textgen's config and weights (PyTorch's nn.LSTM layout) for a checked model; shapes are verified here."""
+    """textgen's config and weights (PyTorch's layout) for a checked model; shapes are verified here."""
     layers = [x for x in model.layers if x.kind not in _IDENTITY]
     embedding = layers[0].weights["embeddings"] if layers[0].kind == "Embedding" else None
-    lstms = [x for x in layers if x.kind == "LSTM"]
+    recurrent = [x for x in layers if x.kind in _RECURRENT]
     dense = next(x for x in layers if x.kind == "Dense")
     kernel = dense.weights["kernel"]
     units, vocab_size = kernel.shape
@@ -365,21 +412,8 @@ def _tensors(model: KerasModel) -> tuple[ModelConfig, dict[str, np.ndarray]]:
         what = "one-hot width" if layers[0].kind != "Embedding" else "Embedding input_dim"
         raise _Refused(f"the input's {what} is {v_in} but the head predicts {vocab_size} characters; they must match")
     tensors: dict[str, np.ndarray] = {"embedding.weight": embedding}
-    inp = e
-    for k, x in enumerate(lstms):
-        w = x.weights
-        bias = w.get("bias", np.zeros(4 * units, np.float32))
-        if (
-            w["kernel"].shape != (inp, 4 * units)
-            or w["recurrent_kernel"].shape != (units, 4 * units)
-            or bias.shape != (4 * units,)
-        ):
-            raise _Refused(f"LSTM {x.name!r}'s weights do not fit its input of {inp} and {units} units")
-        tensors[f"lstm.weight_ih_l{k}"] = np.ascontiguousarray(w["kernel"].T)
-        tensors[f"lstm.weight_hh_l{k}"] = np.ascontiguousarray(w["recurrent_kernel"].T)
-        tensors[f"lstm.bias_ih_l{k}"] = bias
-        tensors[f"lstm.bias_hh_l{k}"] = np.zeros(4 * units, np.float32)  # Keras has one bias; its sum is what counts
-        inp = units
+    for k, x in enumerate(recurrent):
+        tensors.update(_layer_tensors(x, k, e if k == 0 else units, units))
     tensors["head.weight"] = np.ascontiguousarray(kernel.T)
     tensors["head.bias"] = dense.weights.get("bias", np.zeros(vocab_size, np.float32))
     if tensors["head.bias"].shape != (vocab_size,):
@@ -387,12 +421,19 @@ def _tensors(model: KerasModel) -> tuple[ModelConfig, dict[str, np.ndarray]]:
     for name, arr in tensors.items():
         if not np.isfinite(arr).all():
             raise _Refused(f"weight {name} contains NaN or Inf; the model diverged")
-    activation = _recurrent_activation(_activation(lstms[0].config.get("recurrent_activation")), model.keras_version)
+    gated = [x for x in recurrent if x.kind != "SimpleRNN"]
+    activation = (
+        _recurrent_activation(_activation(gated[0].config.get("recurrent_activation")), model.keras_version)
+        if gated
+        else "sigmoid"
+    )
+    cells = [_cell(x) for x in recurrent]
     config = ModelConfig(
         vocab_size=int(vocab_size),
+        cell=cells[0] if len(set(cells)) == 1 else MIXED.join(cells),
         embed_dim=int(e),
         hidden_size=int(units),
-        num_layers=len(lstms),
+        num_layers=len(recurrent),
         dropout=0.0,
         embed_dropout=0.0,
         weight_drop=0.0,
@@ -437,9 +478,10 @@ def import_keras(
 
 
 def save_imported(ckpt: Checkpoint, out: str | os.PathLike) -> Checkpoint:
-    """Write an imported checkpoint at `out` (atomically) and return it as loaded back from `out`."""
-    checkpoint.save(out, ckpt.tensors, ckpt.meta)
-    return checkpoint.load(out)
+    """Write an imported checkpoint at `out` (atomically to a file) and return it as loaded back from the file;
+    written into a stream (a pipe, standard output), it cannot be read back and is returned as written."""
+    written = checkpoint.save(out, ckpt.tensors, ckpt.meta)
+    return checkpoint.load(written.path) if written.is_file else ckpt
 
 
 def keras_vocabulary(

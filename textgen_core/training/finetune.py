@@ -9,7 +9,7 @@ import numpy as np
 from .. import checkpoint as ckpt
 from ..config import option
 from ..errors import TextgenError
-from ..recurrent import CELLS
+from ..recurrent import TRAINABLE
 from ..vocab import Vocabulary
 from .config import TrainConfig
 
@@ -31,9 +31,9 @@ def adopt_start(config: TrainConfig, start: ckpt.Checkpoint, explicit: frozenset
             f"--init: the checkpoint's gates use {start.config.recurrent_activation}, which training cannot; "
             "train a new model instead"
         )
-    if not CELLS[start.config.cell].trainable:
+    if start.config.cell not in TRAINABLE:
         raise TextgenError(
-            f"--init: the checkpoint is a {CELLS[start.config.cell].title}, which training cannot run; "
+            f"--init: the checkpoint is a {start.config.cell_title} model, which training cannot run; "
             "train a new model instead"
         )
     have = {f: getattr(start.config, f) for f in ("cell", "embed_dim", "hidden_size", "num_layers")}

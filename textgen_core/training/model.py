@@ -56,10 +56,10 @@ class CharLSTM(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        if config.cell not in TORCH_LAYERS:
+        if config.cell not in TORCH_LAYERS:  # a Keras-only cell, or an imported mixed stack
             raise TextgenError(
-                f"textgen cannot train a {CELLS[config.cell].title} (torch has no such layer); "
-                f"train one of: {', '.join(TORCH_LAYERS)}"
+                f"textgen cannot train a {config.cell_title} model (it trains one cell type for every layer, "
+                f"one of {', '.join(TORCH_LAYERS)})"
             )
         self.config = config
         self.memory = CELLS[config.cell].memory
