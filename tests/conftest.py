@@ -79,7 +79,14 @@ TINY_TRAIN = [
 
 
 def write_random_checkpoint(
-    path: Path, *, hidden: int = 32, layers: int = 1, embed: int = 16, text: str | None = None, seed: int = 0
+    path: Path,
+    *,
+    hidden: int = 32,
+    layers: int = 1,
+    embed: int = 16,
+    text: str | None = None,
+    seed: int = 0,
+    cell: str = "lstm",
 ) -> Path:
     """A valid checkpoint with random weights over the characters of `text` (default: `make_text`'s).
 
@@ -93,7 +100,9 @@ def write_random_checkpoint(
     from textgen_core.vocab import Vocabulary
 
     vocab = Vocabulary.from_text(text if text is not None else make_text(5_000))
-    config = ModelConfig(vocab_size=len(vocab), embed_dim=embed, hidden_size=hidden, num_layers=layers, dropout=0.0)
+    config = ModelConfig(
+        vocab_size=len(vocab), cell=cell, embed_dim=embed, hidden_size=hidden, num_layers=layers, dropout=0.0
+    )
     rng = np.random.default_rng(seed)
     tensors = {
         name: (rng.standard_normal(shape) * (4.0 if name.startswith("head") else 0.5)).astype(np.float32)
