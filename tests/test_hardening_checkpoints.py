@@ -154,11 +154,12 @@ class Case:
 
 
 CASES = [
-    Case("empty-file", lambda g: b"", "file is truncated: 0 bytes"),
-    Case("truncated-in-header", lambda g: g.read_bytes()[:200], "truncated, or not a safetensors file"),
+    Case("empty-file", lambda g: b"", "not a textgen checkpoint: it is an empty file"),
+    Case("truncated-in-header", lambda g: g.read_bytes()[:200], "file has 200: it is truncated"),
     Case("truncated-in-weights", lambda g: g.read_bytes()[:-100], "runs past the end of the file"),
-    Case("random-bytes", lambda g: np.random.default_rng(1).bytes(4096), "not a valid textgen checkpoint"),
-    Case("zip-renamed", _zip, "a zip archive (a PyTorch .pt/.bin checkpoint?) renamed"),
+    Case("random-bytes", lambda g: np.random.default_rng(1).bytes(4096), "it is binary data of another kind"),
+    Case("text-file", lambda g: b"root:x:0:0:root:/root:/bin/bash\n" * 40, "not a textgen checkpoint: it is a text file"),
+    Case("zip-renamed", _zip, "it is a zip archive (a PyTorch .pt/.bin checkpoint?)"),
     Case("pickle-renamed", lambda g: pickle.dumps({"weights": [0.5] * 100}), "a Python pickle (never loaded"),
     Case("pickle-payload", _pickle_payload, "a Python pickle (never loaded"),
     Case("torch-pickle-payload", _torch_payload, "a zip archive"),
@@ -281,7 +282,8 @@ def test_load_refuses_with_one_line_and_no_large_allocation(bad: Callable[[str],
     message = str(e.value)
     assert "\n" not in message and message.startswith(str(path)), message
     assert _case(case_id).needle in message
-    assert message.endswith(("re-download it, or retrain", "upgrade textgen to read it")), message  # what to do
+    # What to do: a damaged checkpoint is fetched or made again; a file that is no checkpoint is not one to give.
+    assert message.endswith((checkpoint.FIX, "upgrade textgen to read it", checkpoint.NOT_A_CHECKPOINT)), message
     assert peak < 16 << 20, f"loading allocated {peak / 2**20:.0f} MiB"  # whatever sizes the file claims
     assert not (path.parent / MARKER).exists()
 

@@ -254,7 +254,7 @@ def test_a_write_cut_short_by_a_full_disk_keeps_both_files(corpus_file: Path, tm
 
 
 def test_a_full_disk_for_the_metrics_log_is_one_line(corpus_file: Path, tmp_path: Path, monkeypatch) -> None:
-    from textgen_core import runfolder
+    from textgen_core import atomic
     from textgen_core.training.config import TrainConfig
     from textgen_core.training.loop import Trainer
 
@@ -265,7 +265,7 @@ def test_a_full_disk_for_the_metrics_log_is_one_line(corpus_file: Path, tmp_path
     def full(path, *args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(runfolder, "open", full, raising=False)
+    monkeypatch.setattr(atomic, "open", full, raising=False)
     with pytest.raises(TextgenError, match=r"metrics.jsonl: could not write \(No space left on device\)"):
         trainer.evaluate(1.0)
 

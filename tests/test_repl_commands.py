@@ -289,7 +289,7 @@ def test_load_switches_and_a_bad_checkpoint_keeps_the_old_one(repl_session, tmp_
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x80\x04not a checkpoint at all")
     s.submit(f"/load {bad}")
-    assert out.getvalue().startswith("/load: ") and "not a valid textgen checkpoint" in out.getvalue()
+    assert out.getvalue().startswith("/load: ") and "not a textgen checkpoint: it is a Python pickle" in out.getvalue()
     assert s.loaded is old
     s.submit(f"/load {tmp_path / 'missing'}")
     s.submit("/load " + "x" * 5000)  # longer than any file name may be
@@ -365,11 +365,14 @@ def test_random_lines_never_raise_and_never_print_controls(repl_session, tmp_pat
     """Thousands of random lines, commands and arguments: nothing raises, the output stays free of controls.
     /save really writes, but only inside tmp_path (a path leading elsewhere is redirected there), and runs are
     kept short (/len is still parsed and set)."""
-    from textgen_core.atomic import atomic_write_text
+    from textgen_core.atomic import atomic_write
 
-    def write_inside(path: Path, text: str) -> None:
-        inside = path.resolve().is_relative_to(tmp_path.resolve())
-        atomic_write_text(path if inside else tmp_path / path.name, text)
+    from textgen_core.paths import user_path
+
+    def write_inside(path: str, write):
+        named = user_path(path)  # the writer's own checks first: a NUL, a name too long
+        inside = named.resolve().is_relative_to(tmp_path.resolve())
+        return atomic_write(path if inside else tmp_path / named.name, write)
 
     s, out = repl_session(length=3)
 
@@ -388,7 +391,7 @@ def test_random_lines_never_raise_and_never_print_controls(repl_session, tmp_pat
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        with mock.patch("repl.features.save.atomic_write_text", write_inside):
+        with mock.patch("repl.features.save.atomic_write", write_inside):
             run()
     finally:
         os.chdir(cwd)

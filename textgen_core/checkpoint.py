@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import Output, atomic_write
 from .config import ModelConfig
 from .corpus import Source
 from .errors import TextgenError
-from .paths import user_path
+from .paths import kind_of, read_error, user_path
 from .vocab import Vocabulary, is_forbidden_control
 
 FORMAT = "textgen-checkpoint"
@@ -53,21 +54,38 @@ KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 #: First bytes of a zip (a Keras 3 ``.keras``, or a PyTorch checkpoint) and of HDF5 (a legacy Keras ``.h5``).
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-#: What to do about a damaged or foreign checkpoint (the end of most load errors).
+#: What to do about a damaged checkpoint (the end of most load errors).
 FIX = "re-download it, or retrain"
+#: What to do about a file that is no checkpoint at all (text, a zip, a pickle).
+NOT_A_CHECKPOINT = "give a checkpoint textgen wrote (.safetensors) or a run folder"
+#: Bytes read to tell what a file that is not a checkpoint is.
+_SNIFF_BYTES = 64
 
 
 class NewerFormat(ValueError):
     """Metadata of a format version this textgen does not know: the fix is an upgrade, not a new file."""
 
 
-def _sniff(head: bytes) -> str:
-    """A guess at what a file that is not safetensors is, from its first bytes, for the error message."""
+def _sniff(head: bytes, size: int) -> str | None:
+    """What a file that is not a checkpoint at all is, from its first bytes; None where it is one, maybe damaged.
+
+    A safetensors file starts with its header's length (8 bytes), then the header's ``{``. A file whose first
+    bytes are neither (a header length that fits the file, or that ``{``) is something else altogether, and
+    saying what (a PyTorch zip, a pickle, a text file) helps more than a header length read out of its bytes."""
+    if head[8:9] == b"{" or (len(head) >= 8 and 0 < struct.unpack("<Q", head[:8])[0] <= size - 8):
+        return None
+    if not head:
+        return "an empty file"
     if head.startswith(ZIP_MAGIC):
-        return "a zip archive (a PyTorch .pt/.bin checkpoint?) renamed .safetensors"
+        return "a zip archive (a PyTorch .pt/.bin checkpoint?)"
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-        return "a Python pickle (never loaded: unpickling can run code) renamed .safetensors"
-    return "truncated, or not a safetensors file"
+        return "a Python pickle (never loaded: unpickling can run code)"
+    if head.startswith(HDF5_MAGIC):
+        return "an HDF5 file (a Keras .h5 model? give it to -c or /load with its vocabulary)"
+    text = head.decode("utf-8", errors="ignore")  # a character cut by the end of the sniffed bytes is dropped
+    if len(text) * 2 >= len(head) and all(c.isprintable() or c in "\n\r\t" for c in text):
+        return "a text file"
+    return "binary data of another kind"
 
 
 def _parse_json(data: bytes | str) -> object:
@@ -216,15 +234,21 @@ def resolve_path(arg: str | os.PathLike | None) -> Path:
             raise TextgenError("the bundled model is missing from this install; pass -c CHECKPOINT")
         return path
     path = user_path(arg)
-    if path.is_dir():
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if path.suffix.lower() in KERAS_SUFFIXES:
+            raise TextgenError(f"{path}: no such file; give a Keras model saved as .keras or .h5") from None
+        raise TextgenError(f"{path}: no such checkpoint; give a .safetensors file or a training run folder") from None
+    except OSError as e:
+        raise read_error(path, e) from None
+    if stat.S_ISDIR(mode):
         inner = path / WEIGHTS_NAME
         if not inner.is_file():
             raise TextgenError(f"{path}: folder has no {WEIGHTS_NAME}; give a checkpoint file or a training run folder")
         return inner
-    if not path.exists():
-        if path.suffix.lower() in KERAS_SUFFIXES:
-            raise TextgenError(f"{path}: no such file; give a Keras model saved as .keras or .h5")
-        raise TextgenError(f"{path}: no such checkpoint; give a .safetensors file or a training run folder")
+    if not stat.S_ISREG(mode):  # a pipe would block the read, a device never end it: neither holds a checkpoint
+        raise TextgenError(f"{path}: is {kind_of(mode)}, not a file; {NOT_A_CHECKPOINT}")
     return path
 
 
@@ -232,8 +256,9 @@ def resolve_path(arg: str | os.PathLike | None) -> Path:
 _ST_NAMES = {"float64": "F64", "float32": "F32", "float16": "F16", "int64": "I64", "int32": "I32", "uint8": "U8"}
 
 
-def write_safetensors(path: str | os.PathLike, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
-    """Atomically write `tensors` as a safetensors file, streaming each array to disk.
+def write_safetensors(path: str | os.PathLike, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> Output:
+    """Write `tensors` as a safetensors file (atomically where it is a file: `atomic.target`), streaming each
+    array out; returns where it went.
 
     `safetensors.numpy.save` builds the whole file in memory twice before it can be written, which for a
     resume file (weights, Adam's two moments, the moving average) is a transient of several times the model's
@@ -258,12 +283,12 @@ def write_safetensors(path: str | os.PathLike, tensors: dict[str, np.ndarray], m
         for arr in arrays.values():
             f.write(memoryview(arr.reshape(-1)).cast("B"))
 
-    atomic_write(path, write)
+    return atomic_write(path, write, binary=True)
 
 
-def save(path: str | os.PathLike, tensors: dict[str, np.ndarray], meta: CheckpointMeta) -> None:
-    """Atomically write weights and metadata; refuses non-finite weights so a good checkpoint is never replaced
-    by a diverged one."""
+def save(path: str | os.PathLike, tensors: dict[str, np.ndarray], meta: CheckpointMeta) -> Output:
+    """Write weights and metadata (atomically to a file, `atomic.target`), and return where they went; refuses
+    non-finite weights so a good checkpoint is never replaced by a diverged one."""
     expected = meta.config.tensor_shapes()
     if set(tensors) != set(expected):
         raise ValueError(f"tensor names {sorted(tensors)} do not match the config")
@@ -272,25 +297,27 @@ def save(path: str | os.PathLike, tensors: dict[str, np.ndarray], meta: Checkpoi
             raise ValueError(f"{name} has shape {arr.shape}, config says {expected[name]}")
         if not np.isfinite(arr).all():
             raise TextgenError(f"refusing to save {path}: weight {name} contains NaN or Inf (training diverged)")
-    write_safetensors(path, tensors, {"textgen": meta.to_json()})
+    return write_safetensors(path, tensors, {"textgen": meta.to_json()})
 
 
 def _check_header(path: Path, size: int, f) -> dict:
     """Validate the safetensors framing ourselves first, so corrupt files give precise, cheap errors; returns the
     header (tensor name → dtype, shape, offsets; ``__metadata__``) so that nothing is read before it is checked."""
-    what = f"{path}: not a valid textgen checkpoint"
-    if size < 8:
-        raise TextgenError(f"{what} (file is truncated: {size} bytes); {FIX}")
-    first = f.read(8)
-    (n,) = struct.unpack("<Q", first)
+    head = f.read(_SNIFF_BYTES)
+    foreign = _sniff(head, size)
+    if foreign is not None:
+        raise TextgenError(f"{path}: not a textgen checkpoint: it is {foreign}; {NOT_A_CHECKPOINT}")
+    what = f"{path}: damaged checkpoint"
+    (n,) = struct.unpack("<Q", head[:8])
     if n > size - 8:
-        raise TextgenError(f"{what} (header claims {n} bytes, file has {size}: {_sniff(first)}); {FIX}")
+        raise TextgenError(f"{what} (header claims {n} bytes, file has {size}: it is truncated); {FIX}")
     if n > MAX_HEADER_BYTES:
         raise TextgenError(f"{what} (header of {n} bytes is implausibly large); {FIX}")
+    f.seek(8)
     try:
         header = _parse_json(f.read(n))
     except ValueError as e:
-        raise TextgenError(f"{what} (header is {e}: {_sniff(first)}); {FIX}") from None
+        raise TextgenError(f"{what} (header is {e}); {FIX}") from None
     if not isinstance(header, dict):
         raise TextgenError(f"{what} (header is not an object); {FIX}")
     data_len = size - 8 - n
@@ -341,7 +368,7 @@ def _read_header(arg: str | os.PathLike | None) -> tuple[Path, CheckpointMeta, d
         with open(path, "rb") as f:
             header = _check_header(path, size, f)
     except OSError as e:
-        raise TextgenError(f"{path}: cannot read ({e.strerror or e})") from None
+        raise read_error(path, e) from None
     stored_meta = header.get("__metadata__")
     raw_meta = stored_meta.get("textgen") if isinstance(stored_meta, dict) else None
     if not isinstance(raw_meta, str):
@@ -367,7 +394,7 @@ def load(arg: str | os.PathLike | None) -> Checkpoint:
         with safe_open(str(path), framework="numpy") as sf:
             arrays = {k: sf.get_tensor(k) for k in expected}
     except Exception as e:  # safetensors raises several types for corrupt files
-        raise TextgenError(f"{path}: not a valid textgen checkpoint ({str(e).splitlines()[0][:120]}); {FIX}") from None
+        raise TextgenError(f"{path}: damaged checkpoint ({str(e).splitlines()[0][:120]}); {FIX}") from None
     tensors: dict[str, np.ndarray] = {}
     for name, arr in arrays.items():
         # Widened without a copy when already float32; a float16 tensor is checked before (half the bytes to

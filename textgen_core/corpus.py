@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TextgenError
+from .paths import read_error
 from .vocab import Vocabulary, is_forbidden_control
 
 DEFAULT_MAX_VOCAB = 1000
@@ -188,11 +189,9 @@ class SourceReader:
 
     def __iter__(self) -> Iterator[str]:
         path = self.path
-        if not path.exists():
-            raise TextgenError(f"{path}: no such file; check the path")
-        if path.is_dir():
-            raise TextgenError(f"{path}: is a folder; give the text files inside it")
         try:
+            if os.path.isdir(path):
+                raise TextgenError(f"{path}: is a folder; give the text files inside it")
             with open(path, "rb") as f:
                 while True:
                     data = f.read(self.chunk_bytes)
@@ -206,8 +205,10 @@ class SourceReader:
                         yield text
                     if not data:
                         return
+        except FileNotFoundError:
+            raise TextgenError(f"{path}: no such file; check the path") from None
         except OSError as e:
-            raise TextgenError(f"{path}: cannot read ({e.strerror or e}); check its permissions") from None
+            raise read_error(path, e) from None
 
     def source(self) -> Source:
         """The file's identity and where it was read from; complete once the iteration has finished."""

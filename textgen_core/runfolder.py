@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import append_text
 from .checkpoint import RESUME_NAME, WEIGHTS_NAME
 from .errors import TextgenError
 
@@ -90,14 +91,8 @@ def run_step(folder: str | os.PathLike) -> int | None:
 
 def append_metrics(out: Path, record: dict) -> None:
     """Add one evaluation's line to the run's metrics log."""
-    try:
-        with open(out / METRICS_NAME, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-    except OSError as e:  # a full disk must not end in a traceback; the checkpoints were written atomically
-        raise TextgenError(
-            f"{out / METRICS_NAME}: could not write ({e.strerror or e}); the checkpoints are intact; "
-            "free space and --resume"
-        ) from None
+    # A full disk must not end in a traceback; the checkpoints were written atomically before.
+    append_text(out / METRICS_NAME, json.dumps(record) + "\n", kept="the checkpoints are intact", retry="--resume")
 
 
 @dataclass(frozen=True)

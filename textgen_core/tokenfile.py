@@ -22,10 +22,11 @@ import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from .atomic import atomic_write_text
+from .atomic import atomic_write, atomic_write_text
 from .corpus import (
     CHUNK_BYTES,
     Corpus,
@@ -37,6 +38,7 @@ from .corpus import (
     token_dtype,
 )
 from .errors import TextgenError
+from .paths import write_error
 from .vocab import Vocabulary
 
 #: Corpora at least this large (bytes on disk) train from a token file. Below it the in-memory path is cheaper
@@ -128,7 +130,6 @@ def build_token_file(
     created = not folder.exists()
     # Unique per writer: ranks on several machines may build into one shared folder at once.
     partial = folder / f".tokens.partial-{socket.gethostname()}-{os.getpid()}"
-    final = partial.with_name(partial.name + ".final")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         ids = _FirstSeenIds(max_vocab)
@@ -137,7 +138,7 @@ def build_token_file(
         check_not_empty(paths, count)
         vocab = Vocabulary(sorted(ids.chars))
         dtype = token_dtype(len(vocab))
-        _remap(partial, final, ids.dtype, np.array([vocab.index(ch) for ch in ids.chars], dtype=dtype), chunk_bytes)
+        table = np.array([vocab.index(ch) for ch in ids.chars], dtype=dtype)
         meta = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -149,18 +150,15 @@ def build_token_file(
         }
         # The sidecar goes last and describes the finished file: a crash in between leaves none, so a rebuild.
         (folder / SIDECAR_NAME).unlink(missing_ok=True)
-        os.replace(final, folder / token_file_name(dtype))
+        atomic_write(folder / token_file_name(dtype), lambda f: _remap(partial, f, ids.dtype, table, chunk_bytes))
         atomic_write_text(folder / SIDECAR_NAME, json.dumps(meta, ensure_ascii=True))
     except BaseException as e:
-        final.unlink(missing_ok=True)
         partial.unlink(missing_ok=True)
         if created:
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only if empty: a corpus error leaves no trace of a run that never started
         if isinstance(e, OSError):
-            raise TextgenError(
-                f"{folder}: could not write the token file ({e.strerror or e}); free space and retry"
-            ) from None
+            raise write_error(partial, e) from None
         raise
     partial.unlink()
     return meta
@@ -229,12 +227,11 @@ class _Pass:
             self.progress(self.what, self.total, self.total)
 
 
-def _remap(src: Path, dst: Path, src_dtype: type, table: np.ndarray, chunk: int) -> None:
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
+def _remap(src: Path, fout: BinaryIO, src_dtype: type, table: np.ndarray, chunk: int) -> None:
+    """The provisional ids of `src` as the final ones, into `fout` (the token file being written)."""
+    with open(src, "rb") as fin:
         while (ids := np.fromfile(fin, dtype=src_dtype, count=chunk)).size:
-            table[ids].tofile(fout)
-        fout.flush()
-        os.fsync(fout.fileno())
+            fout.write(table[ids].tobytes())
 
 
 def _read_sidecar(folder: Path) -> dict | None:

@@ -6,7 +6,6 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textgen_core.config import DEFAULT_VAL_FRACTION
@@ -51,8 +50,8 @@ def register(sub: argparse._SubParsersAction, spec: Subcommand) -> None:
     p.add_argument(
         "--jsonl",
         metavar="FILE",
-        help="also write one JSON object per scored character (char, index, prob, bits) to FILE, or to stdout "
-        "with - (the summary then goes to stderr)",
+        help="also write one JSON object per scored character (char, index, prob, bits) to FILE (a named pipe or a "
+        "device is written into), or to stdout with - (the summary then goes to stderr)",
     )
     p.set_defaults(func=main)
 
@@ -103,25 +102,20 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, ScoreResult]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from textgen_core.atomic import atomic_write
+    from textgen_core.atomic import target
     from textgen_core.errors import TextgenError
     from textgen_core.vocab import describe_unknown
 
-    to_stdout = args.jsonl == "-"
+    # Where the records go is decided (and a folder, a missing folder refused) before scoring, which may take
+    # minutes. `-` or /dev/stdout is standard output, a pipe or a device a stream, a file replaced atomically.
+    records = target(args.jsonl) if args.jsonl else None
+    to_stdout = records is not None and records.to_stdout
     if to_stdout and args.json:
-        raise TextgenError("--json and --jsonl - would both write to stdout; give --jsonl a file name")
-    if args.jsonl and not to_stdout:  # refused before scoring, which may take minutes, not after
-        target = Path(args.jsonl)
-        if target.is_dir():
-            raise TextgenError(f"--jsonl {args.jsonl}: is a folder; give a file name")
-        if not target.parent.is_dir():
-            raise TextgenError(f"--jsonl {args.jsonl}: folder {target.parent} does not exist; create it first")
+        raise TextgenError(f"--json and --jsonl {args.jsonl} would both write to stdout; give --jsonl a file name")
     report, result = evaluate(args)
-    if to_stdout:
-        sys.stdout.writelines(_jsonl(result))
-    elif args.jsonl:
-        # Atomic: a failed or interrupted write leaves no half file (and an older file of that name intact).
-        atomic_write(args.jsonl, lambda f: f.writelines(line.encode("utf-8") for line in _jsonl(result)))
+    if records is not None:
+        # A failed or interrupted write to a file leaves no half file (and an older file of that name intact).
+        records.write(lambda f: f.writelines(line.encode("utf-8") for line in _jsonl(result)))
     out = sys.stderr if to_stdout else sys.stdout
     if args.json:
         print(json.dumps(report, ensure_ascii=False), file=out)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from textgen_core.atomic import atomic_write_text
-from textgen_core.errors import TextgenError
-from textgen_core.paths import user_path
+from rich.text import Text
 
-from ..safe import shown
+from textgen_core.atomic import STDOUT, atomic_write
+from textgen_core.errors import TextgenError
+
+from ..safe import visible
 from ..transcript import jsonl_text, plain_text
 
 if TYPE_CHECKING:
@@ -17,16 +18,21 @@ if TYPE_CHECKING:
 
 
 def save(s: Session, path: str) -> None:
-    """Write the transcript atomically: text as the session read, or JSONL (a `.jsonl` name) with every
-    probability."""
+    """Write the transcript: text as the session read, or JSONL (a `.jsonl` name) with every probability.
+
+    A file is replaced atomically; a named pipe or a device is written into (`textgen_core.atomic`). `-` is the
+    session's own output, and a terminal named as a file (``/dev/tty``) gets the text with its control characters
+    made visible, as everything else the session prints."""
     if not s.transcript:
         raise TextgenError("nothing to save yet")
-    target = user_path(path)
-    if target.is_dir() or not target.name:
-        raise TextgenError(f"{shown(path)} is a folder; give a file name, e.g. session.txt or session.jsonl")
-    jsonl = target.suffix.lower() == ".jsonl"
-    atomic_write_text(target, jsonl_text(s.transcript, s.tree) if jsonl else plain_text(s.transcript))
+    jsonl = path.strip().lower().endswith(".jsonl")
+    text = jsonl_text(s.transcript, s.tree) if jsonl else plain_text(s.transcript)
+    if path.strip() == STDOUT:
+        s.print(Text(visible(text)), soft_wrap=True)
+        return
+    written = atomic_write(path, lambda f: f.write((visible(text) if f.isatty() else text).encode("utf-8")))
+    where = "" if written.is_file else " (written into it as a stream)"
     s.note(
-        f"saved {len(s.transcript)} run(s) to {target}"
+        f"saved {len(s.transcript)} run(s) to {written.path}{where}"
         + (f" (JSONL: {len(s.tree.branches)} branch(es), one object per character)" if jsonl else "")
     )
