@@ -11,6 +11,13 @@ number of steps at which the sweep found it ahead of the next smaller candidate 
 the same time. Each candidate carries the regularisation and optimiser settings that go with its size and the
 steps it runs for: the smallest ones train for a few hundred steps, too few to overfit and too few for a long
 warm-up, so they drop the regularisers and warm up fast (the settings `bench/bench_train.py` (d) measured).
+
+Other cells (`--cell gru|rnn`): each candidate is timed as the cell the run trains (calibration builds that
+model), so how many steps a size gets is measured per cell; a GRU layer has 3/4 of an LSTM layer's weights and a
+plain RNN 1/4, and they get correspondingly more steps. The `min_steps` thresholds, how many steps a size needs
+before it beats the next smaller one, were swept on the LSTM only and are applied to every cell: an assumption
+carried over, not a threshold measured per cell (docs/record/cells-compared.md shows what auto picks for each cell
+and how that fares against the same cell at the LSTM's parameter count).
 """
 
 from __future__ import annotations
