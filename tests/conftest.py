@@ -20,6 +20,35 @@ WORDS_TEXT = (
 )
 
 
+def as_keras2_file(h5: Path, out: Path) -> Path:
+    """A copy of the legacy `.h5` model `h5` as a Keras 2.0-era file: the same bytes but for the version its writer
+    recorded (which decides what `hard_sigmoid` computes)."""
+    import shutil
+
+    import h5py
+
+    shutil.copy(h5, out)
+    with h5py.File(out, "r+") as f:
+        f.attrs["keras_version"] = "2.0.8"
+        f["model_weights"].attrs["keras_version"] = "2.0.8"
+    return out
+
+
+#: A tiny training run's settings, for tests that build a `TrainConfig` (the command line's are `TINY_TRAIN`).
+TINY_CONFIG = dict(
+    embed_dim=16,
+    hidden_size=32,
+    num_layers=2,
+    batch_size=4,
+    seq_len=32,
+    eval_every=10,
+    sample_len=0,
+    device="cpu",
+    precision="fp32",
+    warmup_steps=5,
+)
+
+
 def make_text(n_chars: int, seed: int = 0) -> str:
     """Deterministic pseudo-English with lines and punctuation: learnable in a few dozen steps."""
     import random

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import as_keras2_file, assert_one_line_error, run_cli
 
 pytest.importorskip("h5py")
 os.environ["KERAS_BACKEND"] = "torch"  # keras reads it once, at its first import
 keras = pytest.importorskip("keras")
 
-import h5py  # noqa: E402
 
 from textgen_core.generate import start_id  # noqa: E402
 from textgen_core.inference import NumpyLSTM  # noqa: E402
@@ -88,12 +86,7 @@ def made(tmp_path_factory) -> dict:
         model.save(files[name]["h5"])
         models[name], twins[name] = model, twin
     # The same reset-before hard-sigmoid GRU as written by Keras 2.0: the older hard sigmoid, clip(0.2x + 0.5).
-    old = d / "gru_hard_keras2.h5"
-    shutil.copy(files["gru_hard"]["h5"], old)
-    with h5py.File(old, "r+") as f:
-        f.attrs["keras_version"] = "2.0.8"
-        f["model_weights"].attrs["keras_version"] = "2.0.8"
-    files["gru_hard"]["keras2"] = old
+    files["gru_hard"]["keras2"] = as_keras2_file(files["gru_hard"]["h5"], d / "gru_hard_keras2.h5")
     L = keras.layers
     for bad, layer in (
         ("backwards", L.GRU(8, go_backwards=True)),

@@ -7,17 +7,16 @@ enough that the gates saturate (so the hard sigmoid's clipping is exercised), sa
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 
 import numpy as np
 import pytest
+from conftest import as_keras2_file
 
 pytest.importorskip("h5py")
 os.environ["KERAS_BACKEND"] = "torch"  # keras reads it once, at its first import
 keras = pytest.importorskip("keras")
 
-import h5py  # noqa: E402
 
 from textgen_core import checkpoint  # noqa: E402
 from textgen_core.errors import TextgenError  # noqa: E402
@@ -94,12 +93,7 @@ def made(tmp_path_factory):
         model.save(files[name]["keras"])
         model.save(files[name]["h5"])
     # A Keras 2.0-era file: the same bytes as a legacy .h5 but for the version its writer recorded.
-    old = d / "keras2.h5"
-    shutil.copy(files["hard"]["h5"], old)
-    with h5py.File(old, "r+") as f:
-        f.attrs["keras_version"] = "2.0.8"
-        f["model_weights"].attrs["keras_version"] = "2.0.8"
-    files["hard"]["keras2"] = old
+    files["hard"]["keras2"] = as_keras2_file(files["hard"]["h5"], d / "keras2.h5")
     for kind, layer in (("backwards", L.GRU(8, go_backwards=True)), ("bidirectional", L.Bidirectional(L.LSTM(8)))):
         m = keras.Sequential([keras.Input((WINDOW, v)), layer, L.Dense(v, activation="softmax")])
         files[kind] = {"keras": d / f"{kind}.keras"}

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import (
+    TINY_CONFIG,
     TINY_TRAIN,
     Terminal,
     assert_one_line_error,
@@ -27,19 +28,6 @@ from textgen_core.recurrent import CELLS, TRAINABLE
 from textgen_core.training.config import TrainConfig
 from textgen_core.training.loop import Trainer
 from textgen_core.training.model import CharLSTM
-
-TINY = dict(
-    embed_dim=16,
-    hidden_size=32,
-    num_layers=2,
-    batch_size=4,
-    seq_len=32,
-    eval_every=10,
-    sample_len=0,
-    device="cpu",
-    precision="fp32",
-    warmup_steps=5,
-)
 
 
 @pytest.mark.parametrize("cell", TRAINABLE)
@@ -65,7 +53,7 @@ def test_the_numpy_step_equals_torch_for_every_trainable_cell(cell: str) -> None
 
 @pytest.mark.parametrize("cell", ["gru", "rnn"])
 def test_a_gru_and_an_rnn_resume_exactly(corpus_file: Path, tmp_path: Path, cell: str) -> None:
-    config = lambda out: TrainConfig(corpus=[str(corpus_file)], out=str(out), cell=cell, steps=16, **TINY)  # noqa: E731
+    config = lambda out: TrainConfig(corpus=[str(corpus_file)], out=str(out), cell=cell, steps=16, **TINY_CONFIG)  # noqa: E731
     full = Trainer(config(tmp_path / "full"))
     full.run()
     part = Trainer(config(tmp_path / "part"))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import TINY_CONFIG as TINY
 from tests.conftest import run_cli
 from textgen_core import checkpoint as ckpt
 from textgen_core.atomic import atomic_write_bytes
@@ -19,19 +20,6 @@ from textgen_core.training.config import TrainConfig
 from textgen_core.training.evaluation import evaluate_bpc
 from textgen_core.training.loop import Trainer
 from textgen_core.training.model import CharLSTM, dropout, module_name
-
-TINY = dict(
-    embed_dim=16,
-    hidden_size=32,
-    num_layers=2,
-    batch_size=4,
-    seq_len=32,
-    eval_every=10,
-    sample_len=0,
-    device="cpu",
-    precision="fp32",
-    warmup_steps=5,
-)
 
 
 def tiny_config(corpus, out, **kw) -> TrainConfig:

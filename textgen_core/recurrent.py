@@ -171,6 +171,17 @@ class LSTM(Cell):
         h *= gates[2 * n : 3 * n]
 
 
+def _gru_fused(wi: np.ndarray, wh: np.ndarray, scale: float, rows: int) -> np.ndarray:
+    """A GRU layer's fused matrix over ``[h_below; h_own]`` (rows·H, 2H): the r and z rows (pre-scaled) read both
+    halves, the input's n rows only h_below; the rows after those (the recurrent n part, in `GRU`) are left zero."""
+    h = wh.shape[1]
+    fused = np.zeros((rows * h, 2 * h), F32)
+    fused[: 2 * h, :h] = wi[: 2 * h] * scale
+    fused[: 2 * h, h:] = wh[: 2 * h] * scale
+    fused[2 * h : 3 * h, :h] = wi[2 * h :]
+    return fused
+
+
 class GRU(Cell):
     """Pre-activation rows r, z (sigmoid, pre-scaled), the input's n part, the recurrent n part: the reset gate
     multiplies the recurrent part after its product, so a layer above is still one fused product (with zero
@@ -195,10 +206,7 @@ class GRU(Cell):
             recurrent = np.empty((2 * h, h), F32)  # the r, z rows; W_hn is `extra`
             np.multiply(wh[: 2 * h], s, out=recurrent)
             return Prepared(table=table, recurrent=recurrent, extra=np.ascontiguousarray(wh[2 * h :]))
-        fused = np.zeros((4 * h, 2 * h), F32)
-        fused[: 2 * h, :h] = wi[: 2 * h] * s
-        fused[: 2 * h, h:] = wh[: 2 * h] * s
-        fused[2 * h : 3 * h, :h] = wi[2 * h :]
+        fused = _gru_fused(wi, wh, s, rows=4)
         fused[3 * h :, h:] = wh[2 * h :]
         return Prepared(fused=fused, bias=bias[:, None])
 
@@ -246,11 +254,7 @@ class GRUResetBefore(Cell):
             table[:, : 2 * h] *= s
             table += bias
             return Prepared(table=table, recurrent=np.ascontiguousarray(wh[: 2 * h] * s), extra=extra)
-        fused = np.zeros((3 * h, 2 * h), F32)
-        fused[: 2 * h, :h] = wi[: 2 * h] * s
-        fused[: 2 * h, h:] = wh[: 2 * h] * s
-        fused[2 * h :, :h] = wi[2 * h :]
-        return Prepared(fused=fused, bias=bias[:, None], extra=extra)
+        return Prepared(fused=_gru_fused(wi, wh, s, rows=3), bias=bias[:, None], extra=extra)
 
     def step(
         self, p: Prepared, x0: np.ndarray | None, pair: np.ndarray, c: np.ndarray, bufs: tuple[np.ndarray, ...]
