@@ -158,7 +158,9 @@ CASES = [
     Case("truncated-in-header", lambda g: g.read_bytes()[:200], "file has 200: it is truncated"),
     Case("truncated-in-weights", lambda g: g.read_bytes()[:-100], "runs past the end of the file"),
     Case("random-bytes", lambda g: np.random.default_rng(1).bytes(4096), "it is binary data of another kind"),
-    Case("text-file", lambda g: b"root:x:0:0:root:/root:/bin/bash\n" * 40, "not a textgen checkpoint: it is a text file"),
+    Case(
+        "text-file", lambda g: b"root:x:0:0:root:/root:/bin/bash\n" * 40, "not a textgen checkpoint: it is a text file"
+    ),
     Case("zip-renamed", _zip, "it is a zip archive (a PyTorch .pt/.bin checkpoint?)"),
     Case("pickle-renamed", lambda g: pickle.dumps({"weights": [0.5] * 100}), "a Python pickle (never loaded"),
     Case("pickle-payload", _pickle_payload, "a Python pickle (never loaded"),

@@ -366,7 +366,6 @@ def test_random_lines_never_raise_and_never_print_controls(repl_session, tmp_pat
     /save really writes, but only inside tmp_path (a path leading elsewhere is redirected there), and runs are
     kept short (/len is still parsed and set)."""
     from textgen_core.atomic import atomic_write
-
     from textgen_core.paths import user_path
 
     def write_inside(path: str, write):

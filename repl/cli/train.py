@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -107,15 +109,12 @@ def size_policy(args: argparse.Namespace, launched: bool) -> str | None:
 
 def main(args: argparse.Namespace) -> int:
     from textgen_core.errors import TextgenError
+    from textgen_core.paths import user_path
+    from textgen_core.runlock import hold_run
 
     try:
-        from textgen_core.runfolder import check_new_run
         from textgen_core.training import distributed
-        from textgen_core.training.events import Reporter
-        from textgen_core.training.hardware import cpu_threads, max_processes, pick_device
-        from textgen_core.training.loop import Trainer
-
-        from ..progress import RichReporter
+        from textgen_core.training.loop import Trainer  # noqa: F401 (torch is needed: said here, before any work)
     except ModuleNotFoundError as e:
         if e.name != "torch" and not (e.name or "").startswith("torch."):
             raise
@@ -123,13 +122,46 @@ def main(args: argparse.Namespace) -> int:
 
     # The flags that map onto TrainConfig fields, and of those the ones the user gave (`add_config_flags`).
     explicit = frozenset(f.name for f, _ in flag_fields(TrainConfig) if getattr(args, f.name) is not None)
-    config = TrainConfig(corpus=list(args.corpus), out=args.out, **{f: getattr(args, f) for f in explicit})
+    out = user_path(args.out)
+    check_folder(out)
+    config = TrainConfig(corpus=list(args.corpus), out=str(out), **{f: getattr(args, f) for f in explicit})
     config = replace(config, size=size_policy(args, distributed.launched()))
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise TextgenError(f"--out {out}: is a file; give a folder for the run")
     if args.resume and args.init is not None:
         raise TextgenError("--init starts a new run from a checkpoint; drop it when resuming (the run has its weights)")
+    # The run folder's lock, before the check that it holds no run (two commands started together both pass it
+    # otherwise), for as long as the command runs; torchrun's workers other than rank 0 never take it.
+    locks = not distributed.launched() or os.environ.get("RANK", "0") == "0"
+    with hold_run(out) if locks else contextlib.nullcontext():
+        return _train(args, config, explicit, out)
+
+
+def check_folder(out: Path) -> None:
+    """`--out` must be a folder or nothing yet: a file, a named pipe or a device is refused, and left untouched."""
+    from textgen_core.errors import TextgenError
+    from textgen_core.paths import kind_of, read_error
+
+    try:
+        mode = os.stat(out).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise read_error(out, e) from None
+    if not stat.S_ISDIR(mode):
+        raise TextgenError(f"--out {out}: is {kind_of(mode)}, not a folder; give a folder for the run")
+
+
+def _train(args: argparse.Namespace, config: TrainConfig, explicit: frozenset[str], out: Path) -> int:
+    """Train (or start --nproc workers), holding the run folder's lock."""
+    from textgen_core.errors import TextgenError
+    from textgen_core.runfolder import check_new_run
+    from textgen_core.runlock import HELD_ENV, key
+    from textgen_core.training import distributed
+    from textgen_core.training.events import Reporter
+    from textgen_core.training.hardware import cpu_threads, max_processes, pick_device
+    from textgen_core.training.loop import Trainer
+
+    from ..progress import RichReporter
+
     if not args.resume:
         check_new_run(out)  # here as well as in the Trainer: before --nproc starts any workers
     nproc = args.nproc or 1
@@ -143,7 +175,9 @@ def main(args: argparse.Namespace) -> int:
         if nproc > most:
             what = "GPUs" if device.type == "cuda" else "CPU cores"
             raise TextgenError(f"--nproc {nproc}: this machine has {most} {what}; give at most {most}")
-        # The workers run this same command line; they find torchrun's variables in their environment and train.
+        # The workers run this same command line; they find torchrun's variables in their environment and train,
+        # under the lock this process holds for them.
+        os.environ[HELD_ENV] = key(out)
         return distributed.launch(nproc, "repl.cli", sys.argv[1:], cpu_threads())
 
     with distributed.process_group(pick_device(config.device)) as world:

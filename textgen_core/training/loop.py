@@ -14,6 +14,7 @@ memory-mapped token file in the run folder.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shlex
 import sys
@@ -27,6 +28,7 @@ import numpy as np
 from .. import checkpoint as ckpt
 from ..errors import TextgenError
 from ..runfolder import append_metrics
+from ..runlock import hold_run
 from ..sampling import LN2
 from .averaging import moving_average
 from .batching import epoch_offset, ids_to_device, rank_streams, steps_per_epoch, stream_batch
@@ -272,11 +274,12 @@ class Trainer:
         self.corpus.release()  # bounds the resident set of a mapped corpus to what a few hundred steps read
 
     def run(self, should_stop: Callable[[Trainer], bool] | None = None) -> str:
-        """Train until the budget is spent or a stop is requested; returns "done" or "interrupted"."""
-        try:
-            self.out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise TextgenError(f"--out {self.out}: cannot create it ({e.strerror or e}); choose another") from None
+        """Train until the budget is spent or a stop is requested; returns "done" or "interrupted". Rank 0 holds
+        the run folder's lock throughout (`runlock`; a command that holds it already goes on holding it)."""
+        with hold_run(self.out) if self.world.is_main else contextlib.nullcontext():
+            return self._run(should_stop)
+
+    def _run(self, should_stop: Callable[[Trainer], bool] | None) -> str:
         c = self.config
         self.reporter.start(self)
         if self.done():
