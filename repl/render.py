@@ -147,14 +147,15 @@ def colour_tokens(tokens: Iterable[Scored], mode: str, cells: Iterable[float] | 
     return styled((t.char, token_style(t, mode)) for t in tokens)
 
 
-def cell_legend(label: str) -> Text:
-    """The cell view's legend: `colour = cell 1:605's value tanh(c): −1 ≤-.75 … ≥.75 +1`."""
+def cell_legend(label: str, value: str = "tanh(c)") -> Text:
+    """The cell view's legend: `colour = the value of cell 1:605, tanh(c): −1 ≤-.75 … ≥.75 +1`; `value` says what
+    the cell's value is (`NumpyLSTM.value_name`: tanh(c) for an LSTM, h for a cell without a cell state)."""
     fmt = "{:+.2f}".format
     labels = [f"<{fmt(CELL_EDGES[0])}"]
     labels += [f"{fmt(a)}…{fmt(b)}" for a, b in pairwise(CELL_EDGES)]
     labels.append(f"≥{fmt(CELL_EDGES[-1])}")
     text = Text()
-    text.append(f"colour = the value of cell {label}, tanh(c): ", style="tg.note")
+    text.append(f"colour = the value of cell {label}, {value}: ", style="tg.note")
     text.append("negative ", style="tg.dim")
     for style, label_ in zip(_CELL_LEVELS, labels, strict=True):
         text.append(f" {label_} ", style=style)

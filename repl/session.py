@@ -223,7 +223,10 @@ class Session:
         self.print(Text(flat(message), style="tg.error"), soft_wrap=True)
 
     def legend(self) -> None:
-        self.print(cell_legend(self.cell.label) if self.cell_view else legend(self.color), soft_wrap=True)
+        if self.cell_view and self.cell is not None:
+            self.print(cell_legend(self.cell.label, self.generator.model.value_name(self.cell.layer)), soft_wrap=True)
+        else:
+            self.print(legend(self.color), soft_wrap=True)
         if not self.colour_shown:
             self.note("(this output shows no colour: NO_COLOR is set, --no-color was given or it is not a terminal)")
 

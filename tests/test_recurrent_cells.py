@@ -110,7 +110,7 @@ def test_the_repl_runs_cells_pick_and_beam_on_another_cell(tmp_path: Path, cell:
         term.wait_for(f"2×32 {CELLS[cell].title}")  # the banner names the cell
         term.wait_for(f"model tiny-{cell}")
         term.command("/cells", "the best cell for each feature")
-        term.command("/cell 1:3", "colour  cell 1:3")
+        term.command("/cell 1:3", f"h (a {CELLS[cell].title} has no cell state apart from its output)")
         term.command("the will to", "bits/char")
         term.command("/beam 3", "── beam3")
         term.child.send("/pick the \r")

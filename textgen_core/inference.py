@@ -126,6 +126,11 @@ class NumpyLSTM:
         rows = index[0] if isinstance(index, tuple) else index
         return np.where(self._memory_rows[rows], np.tanh(state.c[index]), state.h[index])
 
+    def value_name(self, layer: int) -> str:
+        """What `readout` shows of layer `layer`'s units, as a legend says it."""
+        cell = self.cells[layer]
+        return "tanh(c)" if cell.memory else f"h (a {cell.title} has no cell state apart from its output)"
+
     def _buffers(self, batch: int) -> tuple[np.ndarray, ...]:
         """The (gates, two temporaries, inputs) buffers for `batch` streams: a fresh multi-megabyte array per step
         costs more in page faults than the arithmetic done on it."""

@@ -113,12 +113,13 @@ def main(args: argparse.Namespace) -> int:
         print(f"  {cell.label:>8}  r {cell.r:+.3f}  (--cell)")
     print("r: Pearson correlation over every character, the text run in parallel streams after a burn-in")
     if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
-        _show_passage(trace, feature, cell)
+        _show_passage(trace, feature, cell, model.value_name(cell.layer))
     return 0
 
 
-def _show_passage(trace: CellTrace, feature: np.ndarray, cell: CellScore) -> None:
-    """A passage of the text coloured by `cell`'s values, with the legend (terminals only)."""
+def _show_passage(trace: CellTrace, feature: np.ndarray, cell: CellScore, value: str) -> None:
+    """A passage of the text coloured by `cell`'s values, with the legend (terminals only); `value` names what a
+    cell's value is (`NumpyLSTM.value_name`)."""
     from ..features.cells import excerpt
     from ..render import cell_legend, cell_style, make_console, styled
 
@@ -126,4 +127,4 @@ def _show_passage(trace: CellTrace, feature: np.ndarray, cell: CellScore) -> Non
     a, b = excerpt(trace.text, feature)
     values = trace.cell(cell.layer, cell.index)[a:b]
     console.print(styled(zip(trace.text[a:b], map(cell_style, values), strict=True)), soft_wrap=True)
-    console.print(cell_legend(cell.label), soft_wrap=True)
+    console.print(cell_legend(cell.label, value), soft_wrap=True)

@@ -179,7 +179,7 @@ def _show_ranking(session: Session, trace: CellTrace, ranking: Ranking, feature:
     a, b = excerpt(trace.text, feature)
     values = trace.cell(best.layer, best.index)[a:b]
     session.print(styled(zip(trace.text[a:b], map(cell_style, values), strict=True)), soft_wrap=True)
-    session.print(cell_legend(best.label), soft_wrap=True)
+    session.print(cell_legend(best.label, session.generator.model.value_name(best.layer)), soft_wrap=True)
     session.note(f"watch cell {best.label} while the model writes: /cell {best.label}")
 
 
