@@ -122,3 +122,15 @@ def test_the_repl_runs_cells_pick_and_beam_on_another_cell(tmp_path: Path, cell:
         term.command("/info", f"{CELLS[cell].title}")
     finally:
         child.close(force=True)
+
+
+def test_a_gru_trains_in_bf16_and_on_two_processes(corpus_file: Path, tmp_path: Path) -> None:
+    """The cell is the torch layer only: precision and DDP take it as they take the LSTM (one cell is enough)."""
+    cell = "gru"
+    for name, flags in (("bf16", ("--precision", "bf16")), ("ddp", ("--nproc", "2"))):
+        run = tmp_path / name
+        proc = run_cli(
+            "train", str(corpus_file), "--out", str(run), "--cell", cell, "--steps", "4", *TINY_TRAIN, *flags
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert checkpoint.load(run).config.cell == cell
