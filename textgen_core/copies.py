@@ -54,7 +54,10 @@ class CopyTracker:
         if code is None:  # the corpus never has this character: no stretch goes through it
             self.reset()
             return 0
-        lo, hi = self.index.find(code, self.lo, self.hi, self.length)
+        if self.length == 0:  # from the whole array: a remembered search
+            lo, hi = self.index.find(code)
+        else:
+            lo, hi = self.index.find(code, self.lo, self.hi, self.length)
         self._tail += code
         if lo < hi:
             self.lo, self.hi, self.length = lo, hi, self.length + 1
