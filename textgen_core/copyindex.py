@@ -187,19 +187,20 @@ class CopyIndex:
 
 
 class _Column:
-    """The suffix array seen as a sorted sequence of keys for `bisect`: suffix j's `m` characters from `depth`."""
+    """The suffix array seen as a sorted sequence of keys for `bisect`: suffix j's `m` characters from `depth`, cut
+    at the text's end (in the file the suffix array follows the text: a suffix must not read into it)."""
 
-    __slots__ = ("at", "buf", "depth", "sa", "size", "width")
+    __slots__ = ("at", "buf", "end", "sa", "size", "width")
 
     def __init__(self, index: CopyIndex, depth: int, pattern_bytes: int):
-        self.buf, self.at, self.sa, self.width = index._buf, index._at, index.sa, index.width
-        self.depth = depth
+        self.buf, self.sa, self.width = index._buf, index.sa, index.width
+        self.at = index._at + depth * self.width
+        self.end = index._at + index.chars * self.width
         self.size = pattern_bytes
-        self.at += depth * self.width
 
     def __getitem__(self, j: int) -> bytes:
         p = self.at + self.sa[j] * self.width
-        return self.buf[p : p + self.size]
+        return self.buf[p : min(p + self.size, self.end)]
 
     def __len__(self) -> int:
         return len(self.sa)
