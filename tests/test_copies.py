@@ -94,6 +94,9 @@ def test_match_lengths_equal_a_brute_force_and_spans_are_the_maximal_ones(tmp_pa
         while k <= i and text[i - k : i + 1] in source:
             k += 1
         assert lengths[i] == k, i
+    for ch in index.alphabet:  # the last characters and one more: no suffix runs on past the text's end
+        end = source[-5:] + ch
+        assert index.find(index.encode(end) or b"")[1] - index.find(index.encode(end) or b"")[0] == source.count(end)
     assert maximal_spans(np.array([1, 2, 3, 1, 2, 3, 4, 5]), 3) == [(0, 3), (3, 5)]
     result = report(index, text, 30)
     assert (result.spans[0].start, result.spans[0].length) == (0, 60)
