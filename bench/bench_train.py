@@ -36,7 +36,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shlex
 import shutil
 import statistics
@@ -64,16 +63,6 @@ TARGET_SPEEDUP = 10.0
 
 
 # ----- peak ------------------------------------------------------------------------------------------------------
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def train_flops_per_char(layers: int, hidden: int, embed: int, vocab: int) -> float:
     """Matmul FLOPs of one training character: forward 2·4H·(in+H) per layer + 2·H·V head; backward ≈ 2× forward.
 
@@ -126,7 +115,7 @@ def cmd_peak(args: argparse.Namespace) -> int:
     import torch.nn.functional as F
 
     from textgen_core.training.config import TrainConfig
-    from textgen_core.training.hardware import cpu_supports_bf16, cpu_threads
+    from textgen_core.training.hardware import cpu_name, cpu_supports_bf16, cpu_threads
     from textgen_core.training.model import CharLSTM
 
     threads = args.threads or cpu_threads()

@@ -61,10 +61,14 @@ def timings(args: argparse.Namespace) -> dict[str, float]:
     from textgen_core.training.calibrate import measure_step
     from textgen_core.training.config import TrainConfig
     from textgen_core.training.hardware import pick_precision
+    from textgen_core.training.prepare import choose_precision
 
     corpus = load_corpus([str(args.corpora / args.corpus.split(",")[0])])
     device = torch.device("cpu")
-    timer = measure_step(TrainConfig([], ""), len(corpus.vocab), corpus.tokens, device, pick_precision("auto", device))
+    precision = pick_precision("auto", device)
+    if precision == "auto":  # timed, as `textgen train` does (on the default model here)
+        precision = choose_precision(TrainConfig([], ""), len(corpus.vocab), corpus.tokens, device, None).precision
+    timer = measure_step(TrainConfig([], ""), len(corpus.vocab), corpus.tokens, device, precision)
     result = {c.label: min(timer(c) for _ in range(3)) for c in CANDIDATES}
     args.out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))

@@ -46,7 +46,8 @@ def table(info: dict) -> str:
         rows.append(
             ("window", f"{w} characters: each predicted from the last {w}, from a zero state (off: statefully)")
         )
-    rows += [("val bpc", val), ("trained with", info["command"] or "—"), ("metrics", _metrics(info["curve"]))]
+    rows += [("val bpc", val), ("trained with", info["command"] or "—"), ("trained on", hardware(info))]
+    rows.append(("metrics", _metrics(info["curve"])))
     if info["init"] is not None:
         init = info["init"]
         parent = [f"step {init['step']:,}" if init["step"] is not None else None]
@@ -65,6 +66,20 @@ def summary(info: dict) -> list[str]:
         where = f"imported from {flat(origin(info['origin']))}"
     window = [] if info["window"] is None else [f"window {info['window']}"]
     return [ModelConfig.from_dict(info["config"]).describe(), where, *window, bpc]
+
+
+def hardware(info: dict) -> str:
+    """Where and in what precision the run trained: ``cpu (AMD EPYC 9R14, 2 threads), bf16``; "—" for what a
+    checkpoint does not record (older ones kept neither)."""
+    d, precision = info["device"], info["precision"] or "—"
+    if d is None:
+        return "—" if info["precision"] is None else f"—, {precision}"
+    details = [d["name"] or "unnamed"]
+    if d["threads"] is not None:
+        details.append(f"{d['threads']} thread{'s' if d['threads'] != 1 else ''}")
+    if d["processes"] is not None and d["processes"] > 1:
+        details.append(f"× {d['processes']} processes")
+    return f"{d['type']} ({', '.join(details)}), {precision}"
 
 
 def origin(record: dict) -> str:

@@ -65,6 +65,19 @@ def make_text(n_chars: int, seed: int = 0) -> str:
     return "".join(out)[:n_chars]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def user_cache_folder(tmp_path_factory: pytest.TempPathFactory):
+    """The user's cache folder for the whole session, in a temporary folder (for this process and every CLI it
+    starts): no test reads a decision the machine's own cache holds (`--precision auto`'s) or writes into it."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("user-cache"))
+    yield Path(os.environ["XDG_CACHE_HOME"])
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 @pytest.fixture
 def corpus_file(tmp_path: Path) -> Path:
     path = tmp_path / "corpus.txt"

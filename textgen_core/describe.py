@@ -30,6 +30,8 @@ def describe(c: Checkpoint) -> dict:
         "train_bpc": m.train_bpc,
         "val_bpc": m.val_bpc,
         "command": m.command,
+        "precision": trained_precision(m.extra.get("precision")),
+        "device": trained_on(m.extra.get("device")),
         "init": started_from(m.extra.get("init")),
         "window": m.window,
         "origin": imported_from(m.origin),
@@ -44,6 +46,27 @@ def imported_from(record: object) -> dict | None:
         return None
     return {
         key: value if isinstance(value := record.get(key), str) else None for key in ("file", "format", "keras_version")
+    }
+
+
+def trained_precision(value: object) -> str | None:
+    """The autocast precision the run trained in (`bf16`, `fp16`, `fp32`), None where unrecorded (checkpoints
+    from before it was kept, imported ones) or not one of them."""
+    return value if value in ("bf16", "fp16", "fp32") else None
+
+
+def trained_on(record: object) -> dict | None:
+    """Where the run trained, as its metadata records it (`training.hardware.device_record`): the device type
+    (``cpu``, ``cuda``), its name, the CPU threads per process and the processes. None where unrecorded (older
+    checkpoints did not keep it); wrong types dropped, as metadata is anyone's to write."""
+    if not isinstance(record, dict) or record.get("type") not in ("cpu", "cuda"):
+        return None
+    name, threads, processes = record.get("name"), record.get("threads"), record.get("processes")
+    return {
+        "type": record["type"],
+        "name": name if isinstance(name, str) else None,
+        "threads": threads if type(threads) is int and threads > 0 else None,
+        "processes": processes if type(processes) is int and processes > 0 else None,
     }
 
 

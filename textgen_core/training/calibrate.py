@@ -1,4 +1,5 @@
-"""Timing candidate sizes on this machine for `--size auto` (the rule is `sizing`; this is the measuring)."""
+"""Timing training steps on this machine: candidate sizes for `--size auto` and the two precisions for `--precision
+auto` (the rules are `sizing` and `precision`; this is the measuring)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 
 from .config import TrainConfig
 from .model import CharLSTM
+from .precision import PrecisionTimer
 from .sizing import CALIBRATION_SHARE, CALIBRATION_STEPS, Candidate, Choice, choose
 from .step import backward
 
@@ -18,18 +20,19 @@ from .step import backward
 StepTimer = Callable[[Candidate], float]
 
 
-def measure_step(
-    config: TrainConfig, vocab_size: int, tokens: np.ndarray, device: torch.device, precision: str
-) -> StepTimer:
-    """A timer that builds a candidate as the run would, trains it for one untimed step (the first allocates and
-    picks kernels) and `CALIBRATION_STEPS` timed ones on the start of the training text, and returns the median
-    seconds per step. The weights are thrown away; the run then builds its model from its own seed."""
+def time_steps(
+    config: TrainConfig, vocab_size: int, tokens: np.ndarray, device: torch.device
+) -> Callable[[TrainConfig, str], float]:
+    """A timer of training steps: ``timer(c, precision)`` builds the model of `c` as the run would, trains it one
+    untimed step (the first allocates and picks kernels) and `CALIBRATION_STEPS` timed ones in `precision` on the
+    start of the training text, and returns the median seconds per step. The weights are thrown away; the run
+    then builds its model from its own seed. Shared by the timing of sizes and of precisions, so both measure the
+    same step."""
     b, t = config.batch_size, config.seq_len
     chunk = torch.from_numpy(np.ascontiguousarray(tokens[: b * (t + 1)], dtype=np.int64)).reshape(b, t + 1)
     x, y = chunk[:, :-1].to(device), chunk[:, 1:].to(device)
 
-    def timer(candidate: Candidate) -> float:
-        c = replace(config, **candidate.settings())
+    def timer(c: TrainConfig, precision: str) -> float:
         model = CharLSTM(c.model_config(vocab_size)).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
@@ -49,6 +52,20 @@ def measure_step(
         return float(np.median(times))
 
     return timer
+
+
+def measure_step(
+    config: TrainConfig, vocab_size: int, tokens: np.ndarray, device: torch.device, precision: str
+) -> StepTimer:
+    """`--size auto`'s timer: each candidate, as `config` with the candidate's settings, timed in `precision`."""
+    timer = time_steps(config, vocab_size, tokens, device)
+    return lambda candidate: timer(replace(config, **candidate.settings()), precision)
+
+
+def measure_precision(config: TrainConfig, vocab_size: int, tokens: np.ndarray, device: torch.device) -> PrecisionTimer:
+    """`--precision auto`'s timer: the model of `config` timed in the precision asked for."""
+    timer = time_steps(config, vocab_size, tokens, device)
+    return lambda precision: timer(config, precision)
 
 
 def calibrate(

@@ -1,8 +1,10 @@
-"""Where and how a run computes: the device, the autocast precision, the CPU threads, and whether the model fits."""
+"""Where and how a run computes: the device, the autocast precision (or that it is to be timed), the CPU threads,
+what a checkpoint records of them, and whether the model fits."""
 
 from __future__ import annotations
 
 import os
+import platform
 
 import torch
 
@@ -32,18 +34,42 @@ def cpu_supports_bf16() -> bool:
 
 
 def pick_precision(name: str, device: torch.device) -> str:
-    """`auto` = bf16 autocast where the hardware has it natively: an LSTM step is mostly matrix products, which
-    bf16 kernels run faster at no loss in bpc for a fixed time budget (README, "Choosing the defaults"). fp16
-    (for GPUs without bf16) scales the loss with a GradScaler so small gradients do not underflow."""
+    """The precision the flag names, checked. For `auto`: on a GPU bf16 autocast where it is supported (an LSTM
+    step is mostly matrix products, which bf16 kernels run faster at no loss in bpc for a fixed time budget); on a
+    CPU without native bf16, fp32 (bf16 is emulated there, several times slower); on a CPU with it, "auto": a CPU
+    that has bf16 kernels may still run them slower than fp32, so the run times both (`precision`,
+    `prepare.fit_to_machine`). fp16 (for GPUs without bf16) scales the loss with a GradScaler so small gradients
+    do not underflow."""
     if name == "auto":
         if device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-        return "bf16" if cpu_supports_bf16() else "fp32"
+        return "auto" if cpu_supports_bf16() else "fp32"
     if name not in ("bf16", "fp16", "fp32"):
         raise TextgenError(f"--precision {name!r}: choose auto, bf16, fp16 or fp32")
     if name == "fp16" and device.type != "cuda":
         raise TextgenError("--precision fp16 is for CUDA GPUs; on a CPU use bf16 or fp32")
     return name
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``AMD EPYC 9R14``), which the precision cache and a checkpoint's record of where it
+    trained name it by."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def device_record(device: torch.device, processes: int) -> dict:
+    """Where a run trains, as its checkpoint records it: the device type and its name (the GPU's, or the CPU's
+    with the threads each process had), and the processes."""
+    if device.type == "cuda":
+        return {"type": "cuda", "name": torch.cuda.get_device_name(device), "processes": processes}
+    return {"type": "cpu", "name": cpu_name(), "threads": torch.get_num_threads(), "processes": processes}
 
 
 def cpu_threads() -> int:
@@ -60,13 +86,13 @@ def max_processes(device: torch.device) -> int:
 
 
 def use_device(device: str, precision: str, world: World) -> tuple[torch.device, str]:
-    """The device and precision this process trains with, and torch set up for them: under torchrun the GPU of
-    this rank (`process_group` selected it), and on a CPU an equal share of the cores per process on the machine
-    (more threads than cores make every process slower)."""
+    """The device and precision this process trains with (`pick_precision`: "auto" where it is timed), and torch
+    set up for them: under torchrun the GPU of this rank (`process_group` selected it), and on a CPU an equal share
+    of the cores per process on the machine (more threads than cores make every process slower)."""
     dev = pick_device(device)
     if dev.type == "cuda":
         dev = torch.device("cuda", torch.cuda.current_device())
-    prec = pick_precision(precision, dev)
+    prec = pick_precision(precision, dev)  # "auto" on a CPU where it is timed, once the threads are set
     if dev.type == "cpu":
         torch.set_num_threads(max(1, cpu_threads() // world.local_size))
     return dev, prec

@@ -38,9 +38,18 @@ from .distributed import World
 from .evaluation import evaluate_bpc, sample_texts
 from .events import EvalStats, Reporter, StepStats
 from .finetune import init_record
-from .hardware import check_fits, use_device
+from .hardware import check_fits, device_record, use_device
 from .model import CharLSTM
-from .prepare import build_model, check_same_data, choose_size, load_run_corpus, prepare_data, settle_config
+from .precision import PrecisionChoice, PrecisionTimer
+from .prepare import (
+    build_model,
+    check_same_data,
+    fit_to_machine,
+    load_run_corpus,
+    prepare_data,
+    settle_config,
+    share_precision,
+)
 from .saving import best_so_far, restore, restore_average, save_resume
 from .schedule import budget_fraction, lr_at, total_steps
 from .sizing import Choice
@@ -62,10 +71,12 @@ class Trainer:
         reporter: Reporter | None = None,
         command: str | None = None,
         step_timer: StepTimer | None = None,
+        precision_timer: PrecisionTimer | None = None,
     ):
         """`explicit` names the config fields the user set on the command line; on --resume, a fixed field set
-        to a different value than the run's is refused rather than silently ignored. `step_timer` replaces the
-        timing of candidate sizes for `--size auto` (tests inject timings)."""
+        to a different value than the run's is refused rather than silently ignored. `step_timer` and
+        `precision_timer` replace the timing of candidate sizes for `--size auto` and of precisions for
+        `--precision auto` (tests inject timings)."""
         self.reporter = reporter or Reporter()
         self.command = command if command is not None else shlex.join(["textgen", *sys.argv[1:]])
         self.out = Path(config.out)
@@ -79,16 +90,28 @@ class Trainer:
                 check_same_data(saved[1], self.corpus, given=config, run=self.config, explicit=explicit)
             self.data = prepare_data(self.corpus, self.config, self.world, saved, start)
             self.vocab, self.val_tokens = self.data.vocab, self.data.val_tokens
-            #: What --size auto chose (None otherwise), and the seconds its timing took: counted in the budget.
-            self.size_choice: Choice | None = None
-            self.calibration_s = 0.0
-            if saved is None and self.config.size == "auto":
-                self.config, self.size_choice, self.calibration_s = choose_size(
-                    self.config, self.data, explicit, self.world, self.device, self.precision, step_timer
-                )
-                self.reporter.note(f"{self.size_choice.line()}, timed in {self.calibration_s:.1f} s of the budget")
+            fitted = fit_to_machine(
+                self.config,
+                self.data,
+                explicit,
+                self.world,
+                self.device,
+                self.precision,
+                saved is None,
+                step_timer,
+                precision_timer,
+            )
+            for line in fitted.lines():
+                self.reporter.note(line)
+            self.config = fitted.config
+            #: What --size auto and --precision auto chose (None where they did not apply), and the seconds their
+            #: timing took: counted in the budget.
+            self.size_choice: Choice | None = fitted.size
+            self.precision_choice: PrecisionChoice | None = fitted.precision_choice
+            self.calibration_s = fitted.seconds
             self.model_config = self.config.model_config(len(self.vocab))
             check_fits(self.model_config, self.config.batch_size, self.config.seq_len, self.device)
+        self.precision = share_precision(self.world, fitted.precision) if self.precision == "auto" else fitted.precision
         # `net` is what trains (it averages gradients across ranks); `model` is the plain module we evaluate and save.
         self.model, self.net, self.optimizer, self.scaler = build_model(
             self.config, self.model_config, self.device, self.precision, self.world, start
@@ -173,7 +196,8 @@ class Trainer:
             train_bpc=train_bpc,
             val_bpc=val_bpc,
             command=self.command,
-            extra={"precision": self.precision, "seq_len": self.config.seq_len, "ema": self.config.ema}
+            extra={"precision": self.precision, "device": device_record(self.device, self.world.size)}
+            | {"seq_len": self.config.seq_len, "ema": self.config.ema}
             | ({"init": self.init_record} if self.init_record else {}),
         )
         path = self.out / ckpt.WEIGHTS_NAME

@@ -1,10 +1,12 @@
-"""Setting a run up before its first step: its settings, its text as the model numbers it, its size, its model.
+"""Setting a run up before its first step: its settings, its text as the model numbers it, its precision and size,
+its model.
 
 The settings are the command's, merged with the resumed run's or the --init checkpoint's (`config`, `finetune`);
-the text is the corpus split into training and validation, in the vocabulary of the model; `--size auto` times
-candidate sizes here (`sizing`, `calibrate`); the model and its optimiser are built fresh or from the --init
-weights. Every check that can refuse a run lives here, and `loop.Trainer` runs them on rank 0 first so that a
-user error is reported once. What a resume file holds is put back by `saving`, which writes it.
+the text is the corpus split into training and validation, in the vocabulary of the model; `--precision auto` and
+`--size auto` time steps here (`precision`, `sizing`, `calibrate`), the precision first; the model and its
+optimiser are built fresh or from the --init weights. Every check that can refuse a run lives here, and
+`loop.Trainer` runs them on rank 0 first so that a user error is reported once. What a resume file holds is put
+back by `saving`, which writes it.
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ from ..corpus import Corpus, Source, load_corpus
 from ..errors import TextgenError
 from ..runfolder import check_new_run, read_resume
 from ..vocab import Vocabulary
-from .calibrate import StepTimer, calibrate, measure_step
+from .calibrate import StepTimer, calibrate, measure_precision, measure_step
 from .config import TrainConfig, check_fixed_fields, merge_resumed, with_budget
 from .distributed import World
 from .evaluation import EVAL_MAX_CHARS
 from .events import Reporter
 from .finetune import adopt_start, load_start, model_ids
+from .hardware import cpu_name
 from .model import CharLSTM
-from .sizing import CANDIDATES, SHAPE_FIELDS, Choice, eligible
+from .precision import Machine, PrecisionChoice, PrecisionTimer, decide
+from .sizing import CANDIDATES, SHAPE_FIELDS, Candidate, Choice, eligible
 
 #: A resume file's contents: its tensors and its metadata (`runfolder.read_resume`).
 Saved = tuple[dict[str, np.ndarray], dict]
@@ -141,18 +145,9 @@ def _check_sizes(data: Data, config: TrainConfig, world: World) -> None:
         raise TextgenError("the validation split is empty; add text or raise --val-fraction")
 
 
-def choose_size(
-    config: TrainConfig,
-    data: Data,
-    explicit: frozenset[str],
-    world: World,
-    device: torch.device,
-    precision: str,
-    timer: StepTimer | None,
-) -> tuple[TrainConfig, Choice, float]:
-    """--size auto: time the candidate sizes here and take the one the rule picks for the budget; every setting
-    the user gave wins over the candidate's. Returns the config with the choice, the choice, and the seconds the
-    timing took (they count in the budget). `timer` replaces the timing (tests inject timings)."""
+def size_candidates(config: TrainConfig, explicit: frozenset[str], world: World) -> tuple[Candidate, ...]:
+    """--size auto's candidates for this run, or the one-line reason it does not apply: checked before anything
+    is timed."""
     c = config
     if c.minutes is None:
         raise TextgenError(
@@ -169,11 +164,113 @@ def choose_size(
         shown = " ".join(f"{option(f)} {v}" for f, v in given.items())
         sizes = ", ".join(k.label for k in CANDIDATES)
         raise TextgenError(f"--size auto chooses among {sizes}; none has {shown}: drop it or --size auto")
+    return candidates
+
+
+def choose_size(
+    config: TrainConfig,
+    data: Data,
+    candidates: tuple[Candidate, ...],
+    explicit: frozenset[str],
+    device: torch.device,
+    precision: str,
+    timer: StepTimer | None,
+    spent_s: float = 0.0,
+) -> tuple[TrainConfig, Choice, float]:
+    """--size auto: time the candidate sizes here in `precision` and take the one the rule picks for the budget
+    left after `spent_s`; every setting the user gave wins over the candidate's. Returns the config with the
+    choice, the choice, and the seconds the timing took (they count in the budget). `timer` replaces the timing
+    (tests inject timings)."""
+    c = config
     if timer is None:
         timer = measure_step(c, len(data.vocab), data.model_ids(data.train_tokens), device, precision)
-    choice, seconds = calibrate(candidates, 60.0 * c.minutes, timer)
+    choice, seconds = calibrate(candidates, 60.0 * (c.minutes or 0.0) - spent_s, timer)
     chosen = {k: v for k, v in choice.candidate.settings().items() if k not in explicit}
     return replace(c, **chosen), choice, seconds
+
+
+def model_shape(config: TrainConfig, vocab_size: int) -> str:
+    """What a step's speed depends on besides the machine, in words: ``2×640 LSTM, embedding 64, batch 32×128``."""
+    m, c = config.model_config(vocab_size), config
+    return f"{m.num_layers}×{m.hidden_size} {m.cell_title}, embedding {m.embed_dim}, batch {c.batch_size}×{c.seq_len}"
+
+
+def choose_precision(
+    config: TrainConfig, vocab_size: int, tokens: np.ndarray, device: torch.device, timer: PrecisionTimer | None
+) -> PrecisionChoice:
+    """--precision auto on a CPU with native bf16: fp32 or bf16, whichever trains the model of `config` faster
+    here, timed on `tokens` (`precision`: cached per machine and shape, else timed, within a --minutes budget).
+    `timer` replaces the timing (tests inject timings)."""
+    if timer is None:
+        timer = measure_precision(config, vocab_size, tokens, device)
+    machine = Machine(cpu_name(), torch.__version__, torch.get_num_threads())
+    budget_s = None if config.minutes is None else 60.0 * config.minutes
+    return decide(machine, model_shape(config, vocab_size), timer, budget_s=budget_s)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The run fitted to the machine: its config (with --size auto's choice), its precision, what each automatic
+    choice decided (None where it did not apply), and the seconds their timing took, counted in the budget."""
+
+    config: TrainConfig
+    precision: str
+    size: Choice | None
+    precision_choice: PrecisionChoice | None
+    seconds: float
+
+    def lines(self) -> list[str]:
+        """The one line each automatic choice says before training."""
+        out = [] if self.precision_choice is None else [self.precision_choice.line()]
+        if self.size is not None:
+            out.append(f"{self.size.line()}, timed in {self.seconds - self.precision_s:.1f} s of the budget")
+        return out
+
+    @property
+    def precision_s(self) -> float:
+        return 0.0 if self.precision_choice is None else self.precision_choice.spent_s
+
+
+def fit_to_machine(
+    config: TrainConfig,
+    data: Data,
+    explicit: frozenset[str],
+    world: World,
+    device: torch.device,
+    precision: str,
+    new_run: bool,
+    step_timer: StepTimer | None = None,
+    precision_timer: PrecisionTimer | None = None,
+) -> Fitted:
+    """--precision auto (where `precision` is "auto": `hardware.pick_precision` left it to timing) and --size
+    auto (a new run with `config.size` "auto"), chosen together: the precision first, on the model the run
+    trains or, when the size is automatic too, on the smallest candidate (the cheapest to time), then the sizes
+    timed in the precision that will run. Under torchrun rank 0 decides and the others wait for its answer
+    (`share_precision`, after the set-up)."""
+    candidates = size_candidates(config, explicit, world) if new_run and config.size == "auto" else None
+    decided = None
+    if precision == "auto" and world.is_main:
+        timed = config if candidates is None else replace(config, **candidates[0].settings())
+        tokens = data.model_ids(data.train_tokens)
+        decided = choose_precision(timed, len(data.vocab), tokens, device, precision_timer)
+        precision = decided.precision
+    spent = 0.0 if decided is None else decided.spent_s
+    if candidates is None:
+        return Fitted(config, precision, None, decided, spent)
+    config, size, seconds = choose_size(config, data, candidates, explicit, device, precision, step_timer, spent)
+    return Fitted(config, precision, size, decided, spent + seconds)
+
+
+#: Precisions by number, for sending rank 0's choice to the other ranks.
+_PRECISION_CODES = ("fp32", "bf16", "fp16")
+
+
+def share_precision(world: World, precision: str) -> str:
+    """Rank 0's precision on every rank (the others left "auto" to it): every rank must autocast alike."""
+    if world.size == 1:
+        return precision
+    code = _PRECISION_CODES.index(precision) if world.is_main else -1
+    return _PRECISION_CODES[int(world.gather(torch.tensor([float(code)]))[0].item())]
 
 
 def build_model(
