@@ -4,8 +4,9 @@
                                    [--corpus nietzsche.txt,tinyshakespeare.txt] [--only 1x512,2x384]
     python bench/sweep_size.py report [--out runs/sizes]
 
-`run` first times a training step of every candidate on this machine (`calibrate.measure_step`, the best of three;
-saved in OUT/timings.json and reused, so an interrupted sweep goes on with the same numbers), then trains each
+`run` first times a training step of every candidate on this machine (`calibrate.time_steps`, in the precision
+`textgen train` would train it in here, the best of three; saved in OUT/timings.json and reused, so an interrupted
+sweep goes on with the same numbers), then trains each
 (corpus, candidate, level) with `textgen train … --steps N` and the candidate's own settings
 (`textgen_core/training/sizing.py`), N being the steps the candidate takes in that many seconds here. Runs already
 finished are skipped. Fixing steps rather than minutes makes each result independent of the machine's load while
@@ -55,21 +56,29 @@ def timings(args: argparse.Namespace) -> dict[str, float]:
     path = args.out / "timings.json"
     if path.exists():
         return json.loads(path.read_text())
+    from dataclasses import replace
+
     import torch
 
     from textgen_core.corpus import load_corpus
-    from textgen_core.training.calibrate import measure_step
+    from textgen_core.training.calibrate import time_steps
     from textgen_core.training.config import TrainConfig
     from textgen_core.training.hardware import pick_precision
     from textgen_core.training.prepare import choose_precision
 
     corpus = load_corpus([str(args.corpora / args.corpus.split(",")[0])])
     device = torch.device("cpu")
-    precision = pick_precision("auto", device)
-    if precision == "auto":  # timed, as `textgen train` does (on the default model here)
-        precision = choose_precision(TrainConfig([], ""), len(corpus.vocab), corpus.tokens, device, None).precision
-    timer = measure_step(TrainConfig([], ""), len(corpus.vocab), corpus.tokens, device, precision)
-    result = {c.label: min(timer(c) for _ in range(3)) for c in CANDIDATES}
+    default, n = TrainConfig([], ""), len(corpus.vocab)
+    timer = time_steps(default, n, corpus.tokens, device)
+    auto = pick_precision("auto", device)
+
+    def seconds(c: Candidate) -> float:
+        """The best of three, in the precision `textgen train` trains this candidate in here."""
+        config = replace(default, **c.settings())
+        precision = auto if auto != "auto" else choose_precision(config, n, timer).precision
+        return min(timer(config, precision) for _ in range(3))
+
+    result = {c.label: seconds(c) for c in CANDIDATES}
     args.out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))
     return result

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.conftest import TINY_CONFIG, run_cli, write_random_checkpoint
-from tests.test_size_auto import TINY_AUTO, small_timer
+from tests.test_size_auto import TINY_AUTO
 from textgen_core import checkpoint as ckpt
 from textgen_core.checkpoint import load
 from textgen_core.describe import describe
-from textgen_core.training import hardware, prepare
+from textgen_core.training import hardware
 from textgen_core.training.config import TrainConfig
 from textgen_core.training.events import Reporter
 from textgen_core.training.loop import Trainer
@@ -28,7 +29,6 @@ from textgen_core.training.precision import (
     decide,
     read_cache,
 )
-from textgen_core.training.sizing import CANDIDATES
 
 #: Seconds per default step measured on the two CPU classes (docs/record/README.md, machine classes): the Intel
 #: Xeon whose bf16 is slower (938 and 1,235 ms), and the bf16-class AMD EPYC (about 0.66 s fp32, 0.30 s bf16).
@@ -48,8 +48,13 @@ def timer_of(seconds: dict[str, float], calls: list[str] | None = None, sleep: f
     return timer
 
 
-def never(precision: str) -> float:
-    raise AssertionError(f"timed {precision} where the decision was not to be timed")
+def never(*args: object) -> float:
+    raise AssertionError(f"timed {args} where nothing was to be timed")
+
+
+def per_config(timer):
+    """A `timer_of` timer as the run calls it, with the config timed first."""
+    return lambda config, precision: timer(precision)
 
 
 @pytest.fixture
@@ -198,7 +203,7 @@ def test_the_run_trains_in_the_faster_precision_and_counts_the_timing_in_its_bud
     t = Trainer(
         config(corpus_file, tmp_path / "run", minutes=10.0),
         reporter=notes,
-        precision_timer=timer_of(timings, sleep=0.01),
+        config_timer=per_config(timer_of(timings, sleep=0.01)),
     )
     assert t.precision == expected and t.precision_choice is not None
     assert t.size_choice is None  # a fixed size: the precision was timed on the run's own model
@@ -221,42 +226,66 @@ def test_the_run_trains_in_the_faster_precision_and_counts_the_timing_in_its_bud
 @pytest.mark.parametrize("forced", ["fp32", "bf16"])
 def test_the_flag_forces_the_precision_and_nothing_is_timed(corpus_file, tmp_path, cache, native_bf16, forced):
     notes = Notes()
-    t = Trainer(config(corpus_file, tmp_path / "run", steps=2, precision=forced), reporter=notes, precision_timer=never)
+    t = Trainer(config(corpus_file, tmp_path / "run", steps=2, precision=forced), reporter=notes, config_timer=never)
     assert t.precision == forced and t.precision_choice is None and notes.lines == []
     assert not cache.exists()
 
 
 def test_a_cpu_without_native_bf16_trains_fp32_without_timing(corpus_file, tmp_path, monkeypatch, cache):
     monkeypatch.setattr(hardware, "cpu_supports_bf16", lambda: False)
-    t = Trainer(config(corpus_file, tmp_path / "run", steps=2), precision_timer=never)
+    t = Trainer(config(corpus_file, tmp_path / "run", steps=2), config_timer=never)
     assert t.precision == "fp32" and t.precision_choice is None
 
 
-def test_with_size_auto_the_precision_is_timed_first_and_the_sizes_in_the_winner(
-    corpus_file, tmp_path, monkeypatch, cache, native_bf16
-):
-    """Both automatic: the precision on the smallest candidate, then every candidate timed in the precision that
-    will run; both timings count in the budget, and each says its line."""
-    timed_in: list[str] = []
+#: Seconds per step by candidate on a made-up CPU where bf16 pays only from 1×512 on (a small model's step is less
+#: matrix product): the precision chosen on the smallest candidate would be the wrong one for the size chosen.
+BY_SIZE = {
+    "1×256": {"fp32": 0.05, "bf16": 0.06},
+    "1×512": {"fp32": 0.15, "bf16": 0.10},
+    "2×384": {"fp32": 0.30, "bf16": 0.20},
+    "2×512": {"fp32": 0.60, "bf16": 0.40},
+    "2×640": {"fp32": 1.00, "bf16": 0.70},
+}
 
-    def measure_step(config, vocab_size, tokens, device, precision):
-        timed_in.append(precision)
-        return small_timer
 
-    monkeypatch.setattr(prepare, "measure_step", measure_step)
-    notes = Notes()
+def test_with_size_auto_each_size_is_timed_in_both_and_trains_in_its_faster(corpus_file, tmp_path, cache, native_bf16):
+    """Both automatic: every candidate timed in both precisions and sized by its faster; the run trains the size
+    the rule picks in that size's faster precision; a second run finds every decision in the cache and times each
+    candidate once, in its precision. The timing counts in the budget, and each choice says its line."""
+    calls: list[tuple[str, str]] = []
+
+    def timer(config: TrainConfig, precision: str) -> float:
+        label = f"{config.num_layers}×{config.hidden_size}"
+        calls.append((label, precision))
+        time.sleep(0.005)
+        return BY_SIZE[label][precision]
+
     cfg = TrainConfig(
         corpus=[str(corpus_file)], out=str(tmp_path / "run"), **{**TINY_AUTO, "precision": "auto", "minutes": 10.0}
     )
-    t = Trainer(cfg, reporter=notes, precision_timer=timer_of(INTEL, sleep=0.01))
-    assert timed_in == ["fp32"] and t.precision == "fp32"
-    smallest = CANDIDATES[0]
-    assert t.precision_choice is not None and t.precision_choice.timed_on.startswith(f"{smallest.label} LSTM,")
-    assert t.size_choice is not None and t.size_choice.candidate == smallest
-    assert notes.lines[0] == t.precision_choice.line() and notes.lines[1].startswith("--size auto: ")
-    assert t.calibration_s >= t.precision_choice.spent_s >= 0.02
-    # The sizes were chosen for the budget left after the precision's timing.
-    assert t.size_choice.budget_s <= 600.0 - t.precision_choice.spent_s
+    notes = Notes()
+    t = Trainer(cfg, reporter=notes, config_timer=timer)
+    # 2×384 gets 3,000 steps in bf16 (it needs 1,750) and 2×512 1,500 (it needs 2,200): timing stops there.
+    timed = ["1×256", "1×512", "2×384", "2×512"]
+    assert calls == [(label, p) for label in timed for p in ("fp32", "bf16")]
+    assert t.size_choice is not None and t.size_choice.candidate.label == "2×384"
+    assert t.size_choice.step_seconds == {k: min(BY_SIZE[k].values()) for k in timed}
+    assert t.precision == "bf16" and t.precision_choice is not None
+    assert t.precision_choice.timed_on.startswith("2×384 LSTM, ")
+    assert notes.lines == [
+        "--precision auto: bf16 (fp32 0.67× as fast here on a 2×384 LSTM, embedding 16, batch 4×32 step; each size "
+        "timed in both)",
+        f"{t.size_choice.line()}, timed in {t.calibration_s:.1f} s of the budget",
+    ]
+    assert t.elapsed == t.calibration_s >= 8 * 0.005
+    assert len(read_cache(cache)) == 4  # each size's answer, the smallest's fp32 too
+
+    calls.clear()
+    notes = Notes()
+    again = Trainer(replace(cfg, out=str(tmp_path / "again")), reporter=notes, config_timer=timer)
+    assert calls == [("1×256", "fp32"), ("1×512", "bf16"), ("2×384", "bf16"), ("2×512", "bf16")]
+    assert again.precision == "bf16" and again.size_choice.candidate.label == "2×384"
+    assert again.precision_choice.cached and "timed by an earlier run" in notes.lines[0]
 
 
 def test_a_refused_size_auto_is_refused_before_anything_is_timed(corpus_file, tmp_path, cache, native_bf16):
@@ -264,7 +293,7 @@ def test_a_refused_size_auto_is_refused_before_anything_is_timed(corpus_file, tm
     from textgen_core.errors import TextgenError
 
     with pytest.raises(TextgenError, match="--minutes budget"):
-        Trainer(TrainConfig(**{**cfg.to_dict(), "steps": 5}), precision_timer=never)
+        Trainer(TrainConfig(**{**cfg.to_dict(), "steps": 5}), config_timer=never)
 
 
 def test_info_shows_the_precision_and_device_and_dashes_where_unrecorded(tmp_path):

@@ -5,24 +5,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 import torch
 
 from .config import TrainConfig
 from .model import CharLSTM
-from .precision import PrecisionTimer
 from .sizing import CALIBRATION_SHARE, CALIBRATION_STEPS, Candidate, Choice, choose
 from .step import backward
 
-#: Seconds per step of a candidate on this machine: `measure_step` here; tests inject their own timings.
+#: Seconds per step of a candidate on this machine: `time_steps` in a precision here; tests inject their own.
 StepTimer = Callable[[Candidate], float]
+#: Seconds per step of the model of a config in a precision: `time_steps` here; tests inject their own timings.
+ConfigTimer = Callable[[TrainConfig, str], float]
 
 
-def time_steps(
-    config: TrainConfig, vocab_size: int, tokens: np.ndarray, device: torch.device
-) -> Callable[[TrainConfig, str], float]:
+def time_steps(config: TrainConfig, vocab_size: int, tokens: np.ndarray, device: torch.device) -> ConfigTimer:
     """A timer of training steps: ``timer(c, precision)`` builds the model of `c` as the run would, trains it one
     untimed step (the first allocates and picks kernels) and `CALIBRATION_STEPS` timed ones in `precision` on the
     start of the training text, and returns the median seconds per step. The weights are thrown away; the run
@@ -52,20 +50,6 @@ def time_steps(
         return float(np.median(times))
 
     return timer
-
-
-def measure_step(
-    config: TrainConfig, vocab_size: int, tokens: np.ndarray, device: torch.device, precision: str
-) -> StepTimer:
-    """`--size auto`'s timer: each candidate, as `config` with the candidate's settings, timed in `precision`."""
-    timer = time_steps(config, vocab_size, tokens, device)
-    return lambda candidate: timer(replace(config, **candidate.settings()), precision)
-
-
-def measure_precision(config: TrainConfig, vocab_size: int, tokens: np.ndarray, device: torch.device) -> PrecisionTimer:
-    """`--precision auto`'s timer: the model of `config` timed in the precision asked for."""
-    timer = time_steps(config, vocab_size, tokens, device)
-    return lambda precision: timer(config, precision)
 
 
 def calibrate(

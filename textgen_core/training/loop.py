@@ -32,7 +32,7 @@ from ..runlock import hold_run
 from ..sampling import LN2
 from .averaging import moving_average
 from .batching import epoch_offset, ids_to_device, rank_streams, steps_per_epoch, stream_batch
-from .calibrate import StepTimer
+from .calibrate import ConfigTimer, StepTimer
 from .config import TrainConfig
 from .distributed import World
 from .evaluation import evaluate_bpc, sample_texts
@@ -40,7 +40,7 @@ from .events import EvalStats, Reporter, StepStats
 from .finetune import init_record
 from .hardware import check_fits, device_record, use_device
 from .model import CharLSTM
-from .precision import PrecisionChoice, PrecisionTimer
+from .precision import PrecisionChoice
 from .prepare import (
     build_model,
     check_same_data,
@@ -71,12 +71,12 @@ class Trainer:
         reporter: Reporter | None = None,
         command: str | None = None,
         step_timer: StepTimer | None = None,
-        precision_timer: PrecisionTimer | None = None,
+        config_timer: ConfigTimer | None = None,
     ):
         """`explicit` names the config fields the user set on the command line; on --resume, a fixed field set
-        to a different value than the run's is refused rather than silently ignored. `step_timer` and
-        `precision_timer` replace the timing of candidate sizes for `--size auto` and of precisions for
-        `--precision auto` (tests inject timings)."""
+        to a different value than the run's is refused rather than silently ignored. `step_timer` replaces the
+        timing of candidate sizes for `--size auto`, `config_timer` every timing where `--precision auto` is timed
+        (tests inject timings)."""
         self.reporter = reporter or Reporter()
         self.command = command if command is not None else shlex.join(["textgen", *sys.argv[1:]])
         self.out = Path(config.out)
@@ -99,7 +99,7 @@ class Trainer:
                 self.precision,
                 saved is None,
                 step_timer,
-                precision_timer,
+                config_timer,
             )
             for line in fitted.lines():
                 self.reporter.note(line)

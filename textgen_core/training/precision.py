@@ -35,7 +35,7 @@ BF16_MARGIN = 1.05
 MIN_TIMED_BUDGET_S = 60.0
 CACHE_FORMAT = "textgen-precision-cache"
 CACHE_VERSION = 1
-#: Seconds per step of the model being decided for, in a precision: `calibrate.measure_precision`, or a test's.
+#: Seconds per step of the model being decided for, in a precision: `calibrate.time_steps`, or a test's.
 PrecisionTimer = Callable[[str], float]
 
 
@@ -88,9 +88,10 @@ class PrecisionChoice:
         slower = self.step_seconds[other]
         return self.step_seconds[self.precision] / slower if slower > 0 else 1.0
 
-    def line(self) -> str:
-        """E.g. "--precision auto: fp32 (bf16 0.76× as fast here on a 2×640 LSTM step), timed in 2.9 s of the
-        budget"; from the cache: "…; timed by an earlier run, kept in ~/.cache/textgen/precision.json"."""
+    def line(self, with_sizes: bool = False) -> str:
+        """E.g. "--precision auto: fp32 (bf16 0.76× as fast here on a 2×640 LSTM, … step), timed in 2.9 s of the
+        budget"; from the cache: "…; timed by an earlier run, kept in ~/.cache/textgen/precision.json"; `with_sizes`
+        where it was timed along with --size auto's candidates, whose line says what the timing took."""
         if not self.step_seconds:
             return f"--precision auto: fp32 (not timed: the budget is under {MIN_TIMED_BUDGET_S:.0f} s)"
         if not self.compared:
@@ -102,6 +103,8 @@ class PrecisionChoice:
         why = f"{other} {self.speed_of_other():.2f}× as fast here on a {self.timed_on} step"
         if self.cached:
             return f"--precision auto: {self.precision} ({why}; timed by an earlier run, kept in {cache_path()})"
+        if with_sizes:
+            return f"--precision auto: {self.precision} ({why}; each size timed in both)"
         return f"--precision auto: {self.precision} ({why}), timed in {self.spent_s:.1f} s of the budget"
 
     def record(self) -> dict:

@@ -25,7 +25,7 @@ from ..corpus import Corpus, Source, load_corpus
 from ..errors import TextgenError
 from ..runfolder import check_new_run, read_resume
 from ..vocab import Vocabulary
-from .calibrate import StepTimer, calibrate, measure_precision, measure_step
+from .calibrate import ConfigTimer, StepTimer, calibrate, time_steps
 from .config import TrainConfig, check_fixed_fields, merge_resumed, with_budget
 from .distributed import World
 from .evaluation import EVAL_MAX_CHARS
@@ -33,7 +33,7 @@ from .events import Reporter
 from .finetune import adopt_start, load_start, model_ids
 from .hardware import cpu_name
 from .model import CharLSTM
-from .precision import Machine, PrecisionChoice, PrecisionTimer, decide
+from .precision import Machine, PrecisionChoice, decide
 from .sizing import CANDIDATES, SHAPE_FIELDS, Candidate, Choice, eligible
 
 #: A resume file's contents: its tensors and its metadata (`runfolder.read_resume`).
@@ -168,25 +168,14 @@ def size_candidates(config: TrainConfig, explicit: frozenset[str], world: World)
 
 
 def choose_size(
-    config: TrainConfig,
-    data: Data,
-    candidates: tuple[Candidate, ...],
-    explicit: frozenset[str],
-    device: torch.device,
-    precision: str,
-    timer: StepTimer | None,
-    spent_s: float = 0.0,
+    config: TrainConfig, candidates: tuple[Candidate, ...], explicit: frozenset[str], timer: StepTimer
 ) -> tuple[TrainConfig, Choice, float]:
-    """--size auto: time the candidate sizes here in `precision` and take the one the rule picks for the budget
-    left after `spent_s`; every setting the user gave wins over the candidate's. Returns the config with the
-    choice, the choice, and the seconds the timing took (they count in the budget). `timer` replaces the timing
-    (tests inject timings)."""
-    c = config
-    if timer is None:
-        timer = measure_step(c, len(data.vocab), data.model_ids(data.train_tokens), device, precision)
-    choice, seconds = calibrate(candidates, 60.0 * (c.minutes or 0.0) - spent_s, timer)
+    """--size auto: time the candidate sizes with `timer` and take the one the rule picks for the budget; every
+    setting the user gave wins over the candidate's. Returns the config with the choice, the choice, and the
+    seconds the timing took (they count in the budget)."""
+    choice, seconds = calibrate(candidates, 60.0 * (config.minutes or 0.0), timer)
     chosen = {k: v for k, v in choice.candidate.settings().items() if k not in explicit}
-    return replace(c, **chosen), choice, seconds
+    return replace(config, **chosen), choice, seconds
 
 
 def model_shape(config: TrainConfig, vocab_size: int) -> str:
@@ -195,17 +184,12 @@ def model_shape(config: TrainConfig, vocab_size: int) -> str:
     return f"{m.num_layers}×{m.hidden_size} {m.cell_title}, embedding {m.embed_dim}, batch {c.batch_size}×{c.seq_len}"
 
 
-def choose_precision(
-    config: TrainConfig, vocab_size: int, tokens: np.ndarray, device: torch.device, timer: PrecisionTimer | None
-) -> PrecisionChoice:
+def choose_precision(config: TrainConfig, vocab_size: int, timer: ConfigTimer) -> PrecisionChoice:
     """--precision auto on a CPU with native bf16: fp32 or bf16, whichever trains the model of `config` faster
-    here, timed on `tokens` (`precision`: cached per machine and shape, else timed, within a --minutes budget).
-    `timer` replaces the timing (tests inject timings)."""
-    if timer is None:
-        timer = measure_precision(config, vocab_size, tokens, device)
+    here (`precision`: cached per machine and shape, else timed with `timer`, within a --minutes budget)."""
     machine = Machine(cpu_name(), torch.__version__, torch.get_num_threads())
     budget_s = None if config.minutes is None else 60.0 * config.minutes
-    return decide(machine, model_shape(config, vocab_size), timer, budget_s=budget_s)
+    return decide(machine, model_shape(config, vocab_size), lambda p: timer(config, p), budget_s=budget_s)
 
 
 @dataclass(frozen=True)
@@ -220,15 +204,14 @@ class Fitted:
     seconds: float
 
     def lines(self) -> list[str]:
-        """The one line each automatic choice says before training."""
-        out = [] if self.precision_choice is None else [self.precision_choice.line()]
+        """The one line each automatic choice says before training; with both, the precision's timing is the
+        sizes' (each size timed in both), so the size line says what the two took."""
+        out = []
+        if self.precision_choice is not None:
+            out.append(self.precision_choice.line(with_sizes=self.size is not None))
         if self.size is not None:
-            out.append(f"{self.size.line()}, timed in {self.seconds - self.precision_s:.1f} s of the budget")
+            out.append(f"{self.size.line()}, timed in {self.seconds:.1f} s of the budget")
         return out
-
-    @property
-    def precision_s(self) -> float:
-        return 0.0 if self.precision_choice is None else self.precision_choice.spent_s
 
 
 def fit_to_machine(
@@ -240,25 +223,41 @@ def fit_to_machine(
     precision: str,
     new_run: bool,
     step_timer: StepTimer | None = None,
-    precision_timer: PrecisionTimer | None = None,
+    config_timer: ConfigTimer | None = None,
 ) -> Fitted:
     """--precision auto (where `precision` is "auto": `hardware.pick_precision` left it to timing) and --size
-    auto (a new run with `config.size` "auto"), chosen together: the precision first, on the model the run
-    trains or, when the size is automatic too, on the smallest candidate (the cheapest to time), then the sizes
-    timed in the precision that will run. Under torchrun rank 0 decides and the others wait for its answer
-    (`share_precision`, after the set-up)."""
+    auto (a new run with `config.size` "auto"), chosen together.
+
+    The precision alone is timed on the model the run trains. With both, every candidate size is timed in both
+    precisions (or in the one the cache holds for its shape: then once), sized by the faster, and the run trains
+    the chosen size in its faster precision: the ratio of the two is not the same at every size (a small model's
+    step is less matrix product), so a precision chosen on one size would be a guess for the others. Under
+    torchrun rank 0 decides and the others wait for its answer (`share_precision`, after the set-up).
+    `step_timer` replaces the timing of sizes in a given precision, `config_timer` every timing where the
+    precision is automatic (tests inject timings)."""
     candidates = size_candidates(config, explicit, world) if new_run and config.size == "auto" else None
-    decided = None
-    if precision == "auto" and world.is_main:
-        timed = config if candidates is None else replace(config, **candidates[0].settings())
-        tokens = data.model_ids(data.train_tokens)
-        decided = choose_precision(timed, len(data.vocab), tokens, device, precision_timer)
-        precision = decided.precision
-    spent = 0.0 if decided is None else decided.spent_s
+    auto = precision == "auto" and world.is_main
+    if not auto and candidates is None:
+        return Fitted(config, precision, None, None, 0.0)
+    vocab_size = len(data.vocab)
+    timer = config_timer or time_steps(config, vocab_size, data.model_ids(data.train_tokens), device)
     if candidates is None:
-        return Fitted(config, precision, None, decided, spent)
-    config, size, seconds = choose_size(config, data, candidates, explicit, device, precision, step_timer, spent)
-    return Fitted(config, precision, size, decided, spent + seconds)
+        decided = choose_precision(config, vocab_size, timer)
+        return Fitted(config, decided.precision, None, decided, decided.spent_s)
+    if not auto:
+        fixed = step_timer or (lambda k: timer(replace(config, **k.settings()), precision))
+        config, size, seconds = choose_size(config, candidates, explicit, fixed)
+        return Fitted(config, precision, size, None, seconds)
+    decisions: dict[str, PrecisionChoice] = {}
+
+    def both(candidate: Candidate) -> float:
+        c = replace(config, **candidate.settings())
+        d = decisions[candidate.label] = choose_precision(c, vocab_size, timer)
+        return d.step_seconds[d.precision] if d.compared and not d.cached else timer(c, d.precision)
+
+    config, size, seconds = choose_size(config, candidates, explicit, both)
+    decided = decisions[size.candidate.label]
+    return Fitted(config, decided.precision, size, decided, seconds)
 
 
 #: Precisions by number, for sending rank 0's choice to the other ranks.
