@@ -6,10 +6,10 @@
 
 `steps` times each candidate in both precisions with the timer the run uses (`calibrate.time_steps`: one untimed
 step, then the median of two), `--repeats` times, and prints the medians, bf16's speed as a multiple of fp32's
-and what `precision.choose` makes of them: whether the answer for the smallest candidate (the one timed when the
-size is automatic too) holds for the others. `decision` builds the run as `textgen train` does (every timing, no
-training) in a fresh cache folder, then again with that cache, `--runs` times each, and prints the medians of the
-seconds each decision took out of the budget. Results are in docs/record/README.md (machine classes).
+and what `precision.choose` makes of them at each size. `decision` builds the run as `textgen train` does (every
+timing, no training) in a fresh cache folder, then again with that cache, `--runs` times each, and prints the
+medians of the seconds the timing took out of the budget: the difference is what the precision decision costs.
+Results are in docs/record/README.md (machine classes).
 """
 
 from __future__ import annotations
@@ -55,38 +55,38 @@ def cmd_steps(args: argparse.Namespace) -> int:
     return 0
 
 
-def setup(corpus: Path, work: Path, size: str | None, minutes: float) -> tuple[float, float, str]:
-    """Build the run of `textgen train CORPUS --minutes M` (with `size`) and return the seconds its precision
-    decision took, the seconds of all its timing, and the precision line."""
+def setup(corpus: Path, work: Path, size: str | None, minutes: float) -> tuple[float, str, str]:
+    """Build the run of `textgen train CORPUS --minutes M` (with `size`) and return the seconds all its timing took
+    out of the budget, and the lines it says."""
     from textgen_core.training.config import TrainConfig
     from textgen_core.training.loop import Trainer
+    from textgen_core.training.prepare import Fitted
 
     out = Path(tempfile.mkdtemp(dir=work))
     t = Trainer(TrainConfig([str(corpus)], str(out), size=size, minutes=minutes, sample_len=0))
-    choice = t.precision_choice
-    if choice is None:
+    if t.precision_choice is None:
         raise SystemExit(f"--precision auto was not timed here (trains {t.precision}): nothing to measure")
-    return choice.spent_s, t.calibration_s, choice.line()
+    lines = Fitted(t.config, t.precision, t.size_choice, t.precision_choice, t.calibration_s).lines()
+    return t.calibration_s, " / ".join(lines), t.precision
 
 
 def cmd_decision(args: argparse.Namespace) -> int:
+    """Each run in a fresh cache folder, then again with it: with --size auto the difference is what timing the
+    second precision costs; with a fixed size the first is the decision and the second the cache hit."""
     for size in ("auto", None):
-        cold, warm, total = [], [], []
+        cold, warm = [], []
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory() as work:
                 os.environ["XDG_CACHE_HOME"] = str(Path(work) / "cache")
-                spent, all_timing, line = setup(args.corpus, Path(work), size, args.minutes)
-                cold.append(spent)
-                total.append(all_timing)
-                print(f"  cold: {line}", flush=True)
-                spent, _, line = setup(args.corpus, Path(work), size, args.minutes)
-                warm.append(spent)
-                print(f"  warm: {line}", flush=True)
-        name = "--size auto" if size else "--size fixed (2×640)"
+                for kept, name in ((cold, "cold"), (warm, "warm")):
+                    seconds, lines, _ = setup(args.corpus, Path(work), size, args.minutes)
+                    kept.append(seconds)
+                    print(f"  {name}: {lines}", flush=True)
+        what = "--size auto" if size else "--size fixed (2×640)"
+        c, w = statistics.median(cold), statistics.median(warm)
         print(
-            f"{name}: the precision decision took {statistics.median(cold):.2f} s with an empty cache "
-            f"(all timing {statistics.median(total):.2f} s), {statistics.median(warm) * 1e3:.1f} ms from the cache "
-            f"(medians of {args.runs})",
+            f"{what}: the timing took {c:.2f} s with an empty cache and {w:.3f} s with the cache: the precision "
+            f"decision cost {c - w:.2f} s (medians of {args.runs})",
             flush=True,
         )
     return 0
