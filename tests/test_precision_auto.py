@@ -67,6 +67,9 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_the_faster_precision_is_chosen_and_said_in_one_line(cache):
     assert choose(INTEL) == "fp32" and choose(AMD) == "bf16"
     assert choose({"fp32": 1.0, "bf16": 0.99}) == "fp32"  # within the margin: fp32 loses nothing to rounding
+    close = decide(Machine("Close CPU", "2.99.0", 2), SHAPE, timer_of({"fp32": 1.0, "bf16": 0.98}), cache)
+    assert close.precision == "fp32" and "(bf16 1.02× as fast here on a " in close.line()
+    assert ", under the 5% bf16 must gain)" in close.line()
     intel = decide(MACHINE, SHAPE, timer_of(INTEL), cache)
     assert intel.precision == "fp32" and not intel.cached
     assert intel.line().startswith(f"--precision auto: fp32 (bf16 0.76× as fast here on a {SHAPE} step), timed in ")

@@ -253,7 +253,8 @@ def fit_to_machine(
     def both(candidate: Candidate) -> float:
         c = replace(config, **candidate.settings())
         d = decisions[candidate.label] = choose_precision(c, vocab_size, timer)
-        return d.step_seconds[d.precision] if d.compared and not d.cached else timer(c, d.precision)
+        timed = None if d.cached else d.step_seconds.get(d.precision)  # a cached timing is another run's
+        return timer(c, d.precision) if timed is None else timed
 
     config, size, seconds = choose_size(config, candidates, explicit, both)
     decided = decisions[size.candidate.label]
