@@ -116,11 +116,7 @@ def copy_legend(min_length: int, source: str) -> Text:
     """The copy meter's legend: what the underline means, and what is said after each run."""
     text = Text()
     text.append("underlined", style="tg.copy")
-    text.append(
-        f" = copied: the {min_length} characters up to there occur word for word in {source} (after each run: the "
-        f"longest copy, and the share of the text in copies of {min_length}+ characters)",
-        style="tg.note",
-    )
+    text.append(f" = copied: the {min_length} characters up to there are word for word in {source}", style="tg.note")
     return text
 
 

@@ -49,10 +49,11 @@ MAX_ALPHABET = 1 << 16
 #: First occurrences are looked for among at most this many suffixes of an interval (beyond, the first suffix's).
 FIRST_SCAN = 1 << 14
 SUFFIX = ".tgidx"
-#: Searches from the whole array for patterns of at most this many characters are remembered (at most
-#: `ROOT_CACHE` of them): the streaming tracker starts again from one or two characters after every mismatch, and
-#: on a 1 GB corpus each such search is some 60 probes at random places of a 5 GB file.
+#: Searches from the whole array go through the remembered intervals of the pattern's first `ROOT_CHARS`, then
+#: `DEEP_CHARS` characters (at most `ROOT_CACHE` of them): the streaming tracker searches afresh after every
+#: mismatch, and on a 1 GB corpus each search from scratch is some 60 probes at random places of a 5 GB file.
 ROOT_CHARS = 3
+DEEP_CHARS = 6
 ROOT_CACHE = 1 << 16
 
 
@@ -137,18 +138,11 @@ class CopyIndex:
         pattern's first `ROOT_CHARS` characters, remembered (after every mismatch the streaming tracker searches
         afresh, and on a 1 GB corpus a probe is a random place in a 5 GB file)."""
         if hi is None:
-            prefix = ROOT_CHARS * self.width
-            if len(pattern) > prefix:
-                lo, hi = self.find(pattern[:prefix])
-                if lo == hi:
-                    return lo, hi
-                return self.find(pattern[prefix:], lo, hi, ROOT_CHARS)
-            if pattern in self._roots:
-                return self._roots[pattern]
-            found = self.find(pattern, 0, self.chars)
-            if len(self._roots) < ROOT_CACHE:
-                self._roots[pattern] = found
-            return found
+            deep = DEEP_CHARS * self.width
+            if len(pattern) <= deep:
+                return self._remembered(pattern)
+            lo, hi = self._remembered(pattern[:deep])
+            return (lo, hi) if lo == hi else self.find(pattern[deep:], lo, hi, DEEP_CHARS)
         column = _Column(self, depth, len(pattern))
         a = bisect.bisect_left(column, pattern, lo, hi)
         if a == hi or column[a] != pattern:
@@ -157,6 +151,21 @@ class CopyIndex:
         while last + step < hi and column[last + step] == pattern:
             last, step = last + step, step * 2
         return a, bisect.bisect_right(column, pattern, last + 1, min(last + step, hi))
+
+    def _remembered(self, pattern: bytes) -> tuple[int, int]:
+        """`find(pattern)` for a pattern of at most `DEEP_CHARS` characters, remembered (see `ROOT_CHARS`)."""
+        found = self._roots.get(pattern)
+        if found is not None:
+            return found
+        root = ROOT_CHARS * self.width
+        if len(pattern) > root:
+            lo, hi = self._remembered(pattern[:root])
+            found = (lo, hi) if lo == hi else self.find(pattern[root:], lo, hi, ROOT_CHARS)
+        else:
+            found = self.find(pattern, 0, self.chars)
+        if len(self._roots) < ROOT_CACHE:
+            self._roots[pattern] = found
+        return found
 
     def first(self, lo: int, hi: int) -> int:
         """The corpus position of the earliest suffix in [lo, hi) (among the first `FIRST_SCAN` of a long one)."""

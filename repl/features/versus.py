@@ -129,7 +129,7 @@ def _difference(a: str, b: str) -> str:
     before = flat(a[max(0, where - BEFORE) : where])
     first = shown_char(a[where]) if where < len(a) else "(end)"
     second = shown_char(b[where]) if where < len(b) else "(end)"
-    return f"first difference at character {where + 1:,}, after «{before}»: A {first}, B {second}"
+    return f"first difference at character {where + 1:,}, after «{before}»: A «{first}», B «{second}»"
 
 
 def _bits_table(names: tuple[str, str], scorers: tuple[Scorer, Scorer], seed: str, texts: tuple[str, str]) -> Table:
