@@ -6,8 +6,10 @@
 `run` trains, with the same seed and `--minutes` budget, exactly as a user would:
 
 1. `--cell lstm`, `--cell gru`, `--cell rnn`, each at the size `--size auto` gives it;
-2. `--cell gru` and `--cell rnn` at the LSTM's parameter count: the LSTM's chosen layers, and the hidden size
-   whose parameter count is nearest the LSTM's (the question "which cell is best for the same weights").
+2. `--cell gru` and `--cell rnn` at the LSTM's parameter count: the LSTM's chosen layers, the hidden size whose
+   parameter count is nearest the LSTM's, and the settings `--size auto` gave the LSTM's size (its dropout,
+   learning rate, warm-up, weight decay), so that only the cell differs (the question "which cell is best for
+   the same weights").
 
 Runs go two at a time, one per core (`taskset -c 0` and `-c 1`; textgen's thread count follows the affinity), so
 every run has one core and the pairs finish together; an odd run out goes alone on core 0. `report` prints, per
@@ -30,10 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from textgen_core import checkpoint  # noqa: E402
-from textgen_core.config import ModelConfig  # noqa: E402
+from textgen_core.config import ModelConfig, option  # noqa: E402
 from textgen_core.generate import Generator  # noqa: E402
 from textgen_core.runfolder import read_metrics  # noqa: E402
 from textgen_core.sampling import SamplingSettings  # noqa: E402
+from textgen_core.training.sizing import CANDIDATES  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "nietzsche.txt"
 TEMPERATURES = ("0.2", "0.5", "1.0", "1.2")
@@ -62,7 +65,7 @@ def train(args: argparse.Namespace, name: str, cell: str, size: list[str], core:
 
 def pairs(jobs: list[tuple[str, str, list[str]]], args: argparse.Namespace) -> None:
     for i in range(0, len(jobs), 2):
-        running = [train(args, *job, core) for core, job in enumerate(jobs[i : i + 2])]
+        running = [train(args, *job, (args.core + k) % 2) for k, job in enumerate(jobs[i : i + 2])]
         for p in running:
             p.wait()
 
@@ -77,18 +80,29 @@ def equal_hidden(lstm: ModelConfig, cell: str) -> int:
     )
 
 
-def run(args: argparse.Namespace) -> None:
-    pairs([("lstm", "lstm", ["--size", "auto"]), ("gru", "gru", ["--size", "auto"])], args)
+def equal_flags(args: argparse.Namespace, cell: str) -> list[str]:
+    """The flags of the run of `cell` at the LSTM's parameter count: its layers and nearest hidden size, and the
+    settings of the `--size auto` candidate the LSTM trained (`sizing.CANDIDATES`)."""
     lstm = checkpoint.load(folder(args, "lstm")).config
-    layers = ["--num-layers", str(lstm.num_layers)]
-    pairs(
-        [
-            ("rnn", "rnn", ["--size", "auto"]),
-            ("gru-equal", "gru", [*layers, "--hidden-size", str(equal_hidden(lstm, "gru"))]),
-            ("rnn-equal", "rnn", [*layers, "--hidden-size", str(equal_hidden(lstm, "rnn"))]),
-        ],
-        args,
-    )
+    chosen = next(c for c in CANDIDATES if (c.num_layers, c.hidden_size) == (lstm.num_layers, lstm.hidden_size))
+    flags = ["--num-layers", str(lstm.num_layers), "--hidden-size", str(equal_hidden(lstm, cell))]
+    for name, value in chosen.settings().items():
+        if name not in ("num_layers", "hidden_size"):
+            flags += [option(name), f"{value:g}"]
+    return flags
+
+
+#: Every run: its name and cell; the equal-parameter runs need the LSTM's first.
+RUNS = {"lstm": "lstm", "gru": "gru", "rnn": "rnn", "gru-equal": "gru", "rnn-equal": "rnn"}
+
+
+def run(args: argparse.Namespace) -> None:
+    names = args.runs.split(",") if args.runs else list(RUNS)
+    jobs = [
+        (name, RUNS[name], equal_flags(args, RUNS[name]) if name.endswith("-equal") else ["--size", "auto"])
+        for name in names
+    ]
+    pairs(jobs, args)
 
 
 def chars_per_second(ckpt: checkpoint.Checkpoint, n: int = 2000) -> float:
@@ -164,6 +178,8 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "cells")
     parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--core", type=int, default=0, help="the core of a round's first run (default 0)")
+    parser.add_argument("--runs", help=f"comma-separated, of {', '.join(RUNS)} (default all, two at a time)")
     args = parser.parse_args()
     run(args) if args.action == "run" else report(args)
     return 0
