@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prompt_toolkit import PromptSession
+from prompt_toolkit import PromptSession, search
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
@@ -31,7 +31,9 @@ def key_bindings() -> KeyBindings:
 
     @bindings.add("enter")
     def _submit(event) -> None:
-        buffer = event.current_buffer
+        if event.app.layout.is_searching:  # Ctrl-R found a line: Enter runs it, as in a shell
+            search.accept_search()
+        buffer = event.app.current_buffer
         state = buffer.complete_state
         if state is not None and state.current_completion is not None:
             buffer.apply_completion(state.current_completion)
@@ -44,8 +46,13 @@ def key_bindings() -> KeyBindings:
 
     @bindings.add("c-c")
     def _interrupt(event) -> None:
-        if event.current_buffer.text:
-            event.current_buffer.reset()
+        # Leave Ctrl-R's search first: the next prompt would otherwise keep typing into the search field, and
+        # no key but Esc would bring the line back.
+        if event.app.layout.is_searching:
+            search.stop_search()
+        buffer = event.app.current_buffer
+        if buffer.text:
+            buffer.reset()
         else:
             event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
 

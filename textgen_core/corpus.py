@@ -120,12 +120,16 @@ class TextDecoder:
 
     def __init__(self, path: Path, encoding: str):
         try:
-            b"".decode(encoding)  # the same LookupError as bytes.decode for unknown or non-text codecs
+            # Unknown codecs, and codecs that are not text encodings (base64, zlib: bytes to bytes), which
+            # `bytes.decode` only refuses once there is something to decode.
+            text_codec = getattr(codecs.lookup(encoding), "_is_text_encoding", True)
             self._decoder = codecs.getincrementaldecoder(encoding)()
         except LookupError:
             raise TextgenError(
                 f"unknown encoding {encoding!r}; use a Python codec name such as utf-8 or latin-1"
             ) from None
+        if not text_codec:
+            raise TextgenError(f"{encoding!r} is not a text encoding; use one such as utf-8 or latin-1")
         self.path = path
         self.encoding = encoding
         self.bytes_in = 0
@@ -147,6 +151,10 @@ class TextDecoder:
             raise TextgenError(
                 f"{self.path}: not valid {self.encoding} at byte offset {self.bytes_in - buffered + e.start}; "
                 "pass --encoding (e.g. --encoding latin-1)"
+            ) from None
+        except UnicodeError as e:  # a codec's own complaint with no position: UTF-16 without its byte-order mark
+            raise TextgenError(
+                f"{self.path}: not valid {self.encoding} ({e}); pass --encoding (e.g. --encoding latin-1)"
             ) from None
         self.bytes_in += len(data)
         if self._at_start and text:

@@ -1,0 +1,71 @@
+"""The fuzz record (`bench/fuzz.py`, figures in docs/errors.md): a short seeded slice of it runs here against the
+installed command, and what the full runs found is pinned, one test each."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, Terminal, assert_one_line_error, make_text, run_cli
+
+
+def test_a_seeded_slice_of_the_fuzz_finds_nothing(tmp_path: Path) -> None:
+    """Mutated checkpoints through several commands, one REPL session of fuzzed lines in a pseudo-terminal and a
+    random corpus trained on, scored and fed as a seed: no traceback, crash, hang, stray exit status or write
+    outside the work folder."""
+    work = tmp_path / "fuzz"
+    args = ["--seed", "11", "--checkpoints", "8", "--keras", "0", "--repl-lines", "15", "--lines-per-session", "15"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "fuzz.py"), *args, "--corpora", "1", "--work", str(work)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    record = json.loads((work / "record.json").read_text())
+    assert proc.returncode == 0, proc.stdout + json.dumps(record, indent=1)[:4000]
+    tried = {kind: record["kinds"][kind]["tried"] for kind in ("checkpoints", "repl lines", "corpora")}
+    assert tried == {"checkpoints": 8, "repl lines": 15, "corpora": 1}
+    for kind, found in record["kinds"].items():
+        for failure in ("tracebacks", "crash signals", "hangs", "other exit statuses", "errors not one line"):
+            assert found[failure] == 0, (kind, failure, found["examples"])
+    assert record["writes outside the work folder (count)"] == 0 and record["/dev and /etc entries changed"] == []
+
+
+# ---- what the fuzz found ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("encoding", "needle"),
+    [
+        ("utf-16", "not valid utf-16 (UTF-16 stream does not start with BOM)"),  # the codec's own error
+        ("base64", "'base64' is not a text encoding"),  # a bytes-to-bytes codec: bytes.decode("") passes it
+    ],
+)
+def test_an_encoding_that_cannot_read_the_file_is_one_line(repl_checkpoint: Path, tmp_path: Path, encoding, needle):
+    text = tmp_path / "text.txt"
+    text.write_text(make_text(300), encoding="utf-8")
+    assert_one_line_error(run_cli("eval", "-c", str(repl_checkpoint), str(text), "--encoding", encoding), needle)
+    out = tmp_path / "run"
+    assert_one_line_error(run_cli("train", str(text), "--out", str(out), "--encoding", encoding), needle)
+    assert not out.exists()
+
+
+def test_ctrl_c_in_a_history_search_gives_the_prompt_back(terminal: Terminal) -> None:
+    """Ctrl-R then Ctrl-C left the focus in the search field: every key after it went there and Enter did
+    nothing, for ever. Now Ctrl-C leaves the search, and Enter in a search runs the line found, as a shell does."""
+    term = terminal
+    term.command("/temp 0.7", "temperature  0.7")
+    term.wait_for("T 0.7 │")  # the next prompt's toolbar: keys go to the line editor now
+    term.pause(0.3)
+    term.child.send("\x12\x03")
+    term.wait_for("Ctrl-C clears the line")
+    term.command("/temp 0.4", "temperature  0.4")
+    term.wait_for("T 0.4 │")
+    term.pause(0.3)
+    term.child.send("\x12temp 0.7")
+    term.pause(0.5)
+    term.command("", "temperature  0.7")  # the line found, run
+    term.wait_for("T 0.7 │")
