@@ -164,8 +164,9 @@ def parse_columns(text: str) -> tuple[float | Beam, ...]:
 
 
 #: A stretch this long found in the training text counts as copied, unless `--min-copy`/`/copies min` says
-#: otherwise. Text of another book (tiny-shakespeare against the Nietzsche corpus) matches by chance in stretches of
-#: up to 28 characters (docs/record/copies.md), so 32 characters found word for word are a copy, not chance.
+#: otherwise. Text nobody trained on matches the bundled model's training split by chance in stretches of at most
+#: 29 characters (Nietzsche's own held-out tenth; tiny-shakespeare 24: docs/record/copies.md), so 32 characters
+#: found word for word are a copy, not chance.
 DEFAULT_MIN_COPY = 32
 #: The shortest stretch the copy meter counts as copied (`/copies min N`, `--min-copy N`).
 parse_min_copy = Number(int, 1, MAX_LENGTH, what="the shortest copied span")
