@@ -4,6 +4,7 @@ and checked, the index kept and rebuilt when damaged, `sample --copies`, and the
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from pathlib import Path
@@ -280,3 +281,40 @@ def test_a_greedy_run_that_loops_is_flagged_and_a_beam_can_refuse_repeats(repl_s
     grams = [result.text[i : i + 12] for i in range(len(result.text) - 11)]
     assert len(grams) == len(set(grams))  # no 12-character stretch twice
     assert result.total_bits == pytest.approx(-sum(np.log2(t.prob) for t in result.tokens), rel=1e-6)
+
+
+def test_repl_corpus_flag_turns_the_meter_on_or_says_why_not(tmp_path: Path, cache: Path) -> None:
+    corpus = tmp_path / "book.txt"
+    corpus.write_text(corpus_text(), encoding="utf-8")
+    model = recording_checkpoint(tmp_path / "m.safetensors", corpus, corpus_text())
+    env = {"XDG_CACHE_HOME": str(cache)}
+    good = run_cli("repl", "-c", str(model), "--copies", "--len", "20", input="the will\n/copies\n/quit\n", env=env)
+    assert good.returncode == 0, good.stderr
+    assert "copies  on · training text book.txt (checked by sha256)" in good.stdout
+    assert "copies: longest" in good.stdout  # the summary after the run
+    missing = run_cli("repl", "-c", str(model), "--corpus", str(tmp_path / "nope.txt"), input="/quit\n", env=env)
+    assert missing.returncode == 0 and missing.stdout.count("copy meter: ") == 1 and "no such file" in missing.stdout
+
+
+def test_the_meter_turns_itself_off_for_a_model_trained_on_another_text(tmp_path: Path, cache: Path) -> None:
+    from repl.commands import REGISTRY
+    from repl.features.copies import Meter, turn_on
+    from repl.render import make_console
+    from repl.session import Session
+    from textgen_core.sampling import SamplingSettings
+
+    corpus = tmp_path / "book.txt"
+    corpus.write_text(corpus_text(), encoding="utf-8")
+    model = recording_checkpoint(tmp_path / "m.safetensors", corpus, corpus_text())
+    other = write_random_checkpoint(tmp_path / "other.safetensors", text=corpus_text())
+    out = io.StringIO()
+    console = make_console(out, color=False)
+    session = Session(load(model), console, settings=SamplingSettings(), length=20, dispatch=REGISTRY.dispatch)
+    session.meter = Meter(session)
+    turn_on(session, None)
+    session.submit("the will")
+    assert "copies: longest" in out.getvalue()
+    session.submit(f"/load {other}")  # records no training text: not the one the meter measures against
+    session.submit("the will")
+    assert "copy meter off: this model records another training text" in out.getvalue()
+    assert out.getvalue().count("copies: longest") == 1
