@@ -5,10 +5,11 @@
                                                          # cache then warm, with --size auto and with --size fixed
 
 `steps` times each candidate in both precisions with the timer the run uses (`calibrate.time_steps`: one untimed
-step, then the median of two), `--repeats` times, and prints the medians, bf16's speed as a multiple of fp32's
-and what `precision.choose` makes of them at each size. `decision` builds the run as `textgen train` does (every
-timing, no training) in a fresh cache folder, then again with that cache, `--runs` times each, and prints the
-medians of the seconds the timing took out of the budget: the difference is what the precision decision costs.
+step of each, then two rounds of one step of each; the median), `--repeats` times, and prints the medians, bf16's
+speed as a multiple of fp32's and what `precision.choose` makes of them at each size. `decision` builds the run as
+`textgen train` does (every timing, no training) in a fresh cache folder, then again with that cache, `--runs`
+times each, and prints the medians of the seconds the timing took out of the budget: the difference is what the
+precision decision costs.
 Results are in docs/record/README.md (machine classes).
 """
 
@@ -49,7 +50,8 @@ def cmd_steps(args: argparse.Namespace) -> int:
     print(f"{'candidate':>10}  {'fp32 s/step':>11}  {'bf16 s/step':>11}  bf16 speed  auto")
     for c in CANDIDATES:
         config = replace(base, **c.settings())
-        seconds = {p: statistics.median(timer(config, p) for _ in range(args.repeats)) for p in PRECISIONS}
+        runs = [timer(config, PRECISIONS) for _ in range(args.repeats)]  # each the precisions' steps interleaved
+        seconds = {p: statistics.median(statistics.median(r[p]) for r in runs) for p in PRECISIONS}
         speed = seconds["fp32"] / seconds["bf16"]
         print(f"{c.label:>10}  {seconds['fp32']:11.3f}  {seconds['bf16']:11.3f}  {speed:9.2f}×  {choose(seconds)}")
     return 0

@@ -61,7 +61,7 @@ def timings(args: argparse.Namespace) -> dict[str, float]:
     import torch
 
     from textgen_core.corpus import load_corpus
-    from textgen_core.training.calibrate import time_steps
+    from textgen_core.training.calibrate import median_step, time_steps
     from textgen_core.training.config import TrainConfig
     from textgen_core.training.hardware import pick_precision
     from textgen_core.training.prepare import choose_precision
@@ -76,7 +76,7 @@ def timings(args: argparse.Namespace) -> dict[str, float]:
         """The best of three, in the precision `textgen train` trains this candidate in here."""
         config = replace(default, **c.settings())
         precision = auto if auto != "auto" else choose_precision(config, n, timer).precision
-        return min(timer(config, precision) for _ in range(3))
+        return min(median_step(timer, config, precision) for _ in range(3))
 
     result = {c.label: seconds(c) for c in CANDIDATES}
     args.out.mkdir(parents=True, exist_ok=True)

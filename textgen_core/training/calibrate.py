@@ -4,7 +4,7 @@ auto` (the rules are `sizing` and `precision`; this is the measuring)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -16,40 +16,48 @@ from .step import backward
 
 #: Seconds per step of a candidate on this machine: `time_steps` in a precision here; tests inject their own.
 StepTimer = Callable[[Candidate], float]
-#: Seconds per step of the model of a config in a precision: `time_steps` here; tests inject their own timings.
-ConfigTimer = Callable[[TrainConfig, str], float]
+#: The seconds of each timed step of the model of a config, by precision: `time_steps` here; tests inject their own.
+ConfigTimer = Callable[[TrainConfig, Sequence[str]], dict[str, list[float]]]
 
 
 def time_steps(config: TrainConfig, vocab_size: int, tokens: np.ndarray, device: torch.device) -> ConfigTimer:
-    """A timer of training steps: ``timer(c, precision)`` builds the model of `c` as the run would, trains it one
-    untimed step (the first allocates and picks kernels) and `CALIBRATION_STEPS` timed ones in `precision` on the
-    start of the training text, and returns the median seconds per step. The weights are thrown away; the run
-    then builds its model from its own seed. Shared by the timing of sizes and of precisions, so both measure the
-    same step."""
+    """A timer of training steps: ``timer(c, precisions)`` builds the model of `c` as the run would once per
+    precision, trains each one untimed step (the first allocates and picks kernels), then `CALIBRATION_STEPS`
+    timed rounds of one step of each, on the start of the training text, and returns each precision's step times.
+    The rounds alternate the precisions so that a busy moment of a shared machine slows both alike, not one.
+    The weights are thrown away; the run then builds its model from its own seed. Shared by the timing of sizes
+    and of precisions, so both measure the same step."""
     b, t = config.batch_size, config.seq_len
     chunk = torch.from_numpy(np.ascontiguousarray(tokens[: b * (t + 1)], dtype=np.int64)).reshape(b, t + 1)
     x, y = chunk[:, :-1].to(device), chunk[:, 1:].to(device)
 
-    def timer(c: TrainConfig, precision: str) -> float:
-        model = CharLSTM(c.model_config(vocab_size)).to(device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-        scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-        state = model.initial_state(b, device)
-        model.train()
-        times = []
+    def timer(c: TrainConfig, precisions: Sequence[str]) -> dict[str, list[float]]:
+        runs = []
+        for precision in precisions:
+            model = CharLSTM(c.model_config(vocab_size)).to(device).train()
+            optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+            scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+            runs.append((precision, model, optimizer, scaler, [model.initial_state(b, device)]))
+        times: dict[str, list[float]] = {p: [] for p in precisions}
         for i in range(1 + CALIBRATION_STEPS):
-            start = time.perf_counter()
-            _, state = backward(model, model, optimizer, scaler, precision, x, y, state, c.clip)
-            scaler.step(optimizer)
-            scaler.update()
-            state = (state[0].detach().float(), state[1].detach().float())
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if i:
-                times.append(time.perf_counter() - start)
-        return float(np.median(times))
+            for precision, model, optimizer, scaler, state in runs:
+                start = time.perf_counter()
+                _, new = backward(model, model, optimizer, scaler, precision, x, y, state[0], c.clip)
+                scaler.step(optimizer)
+                scaler.update()
+                state[0] = (new[0].detach().float(), new[1].detach().float())
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                if i:
+                    times[precision].append(time.perf_counter() - start)
+        return times
 
     return timer
+
+
+def median_step(timer: ConfigTimer, config: TrainConfig, precision: str) -> float:
+    """The median seconds per step of the model of `config` in `precision`."""
+    return float(np.median(timer(config, (precision,))[precision]))
 
 
 def calibrate(

@@ -16,14 +16,14 @@ costs the next run the same few seconds, nothing more.
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..atomic import atomic_write_text
 from ..errors import TextgenError
-from .sizing import CALIBRATION_SHARE
 
 #: The precisions `auto` chooses between on a CPU (fp16 is for GPUs).
 PRECISIONS = ("fp32", "bf16")
@@ -35,8 +35,12 @@ BF16_MARGIN = 1.05
 MIN_TIMED_BUDGET_S = 60.0
 CACHE_FORMAT = "textgen-precision-cache"
 CACHE_VERSION = 1
-#: Seconds per step of the model being decided for, in a precision: `calibrate.time_steps`, or a test's.
-PrecisionTimer = Callable[[str], float]
+#: A timing of the model being decided for: the seconds of each timed step, by precision, the precisions' steps
+#: interleaved (`calibrate.time_steps`), or a test's.
+PrecisionTimer = Callable[[], dict[str, list[float]]]
+#: A timing whose steps of one precision differ by more than this factor was taken on a busy machine: it decides
+#: this run, but is not kept, so that a moment's load does not decide every later run.
+STEADY = 1.25
 
 
 def cache_path() -> Path:
@@ -76,10 +80,12 @@ class PrecisionChoice:
     spent_s: float = 0.0
     #: The decision came from the cache file, timed by an earlier run.
     cached: bool = False
+    #: The timing was steady enough to keep (`STEADY`); a cached one was.
+    kept: bool = True
 
     @property
     def compared(self) -> bool:
-        """Both precisions were timed (`decide` times fewer where a budget is too short for both)."""
+        """Both precisions were timed (`decide` times none where the budget is too short)."""
         return len(self.step_seconds) == len(PRECISIONS)
 
     def speed_of_other(self) -> float:
@@ -92,19 +98,16 @@ class PrecisionChoice:
         """E.g. "--precision auto: fp32 (bf16 0.76× as fast here on a 2×640 LSTM, … step), timed in 2.9 s of the
         budget"; from the cache: "…; timed by an earlier run, kept in ~/.cache/textgen/precision.json"; `with_sizes`
         where it was timed along with --size auto's candidates, whose line says what the timing took."""
-        if not self.step_seconds:
-            return f"--precision auto: fp32 (not timed: the budget is under {MIN_TIMED_BUDGET_S:.0f} s)"
         if not self.compared:
-            return (
-                f"--precision auto: fp32 (bf16 not timed: fp32's timing alone took {self.spent_s:.1f} s, over "
-                f"{CALIBRATION_SHARE:.0%} of the budget)"
-            )
+            return f"--precision auto: fp32 (not timed: the budget is under {MIN_TIMED_BUDGET_S:.0f} s)"
         other = "bf16" if self.precision == "fp32" else "fp32"
         why = f"{other} {self.speed_of_other():.2f}× as fast here on a {self.timed_on} step"
         if self.speed_of_other() > 1:  # fp32 kept: bf16 was faster by less than it must be
             why += f", under the {BF16_MARGIN - 1:.0%} bf16 must gain"
         if self.cached:
             return f"--precision auto: {self.precision} ({why}; timed by an earlier run, kept in {cache_path()})"
+        if not self.kept:
+            why += f"; not kept: its steps varied by more than {STEADY - 1:.0%}, as on a busy machine"
         if with_sizes:
             return f"--precision auto: {self.precision} ({why}; each size timed in both)"
         return f"--precision auto: {self.precision} ({why}), timed in {self.spent_s:.1f} s of the budget"
@@ -152,6 +155,11 @@ def write_cache(path: Path, entries: Mapping[str, object]) -> None:
         pass
 
 
+def steady(times: Mapping[str, list[float]]) -> bool:
+    """Whether each precision's timed steps agree within `STEADY` (a busy machine's do not)."""
+    return all(min(ts) > 0 and max(ts) / min(ts) <= STEADY for ts in times.values())
+
+
 def decide(
     machine: Machine,
     shape: str,
@@ -160,28 +168,23 @@ def decide(
     budget_s: float | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> PrecisionChoice:
-    """The precision for a model of `shape` on `machine`: the cached answer, or both precisions timed with `timer`
-    (fp32 first), the faster chosen (`choose`) and the answer cached. `path` is the cache file (`cache_path()`
-    by default). The returned `spent_s` counts in the run's budget.
-
-    With a wall-clock `budget_s`, nothing is timed where it is under `MIN_TIMED_BUDGET_S`, and timing stops after
-    fp32 where fp32's timing alone took `CALIBRATION_SHARE` of it (a large model in a short budget): the run then
-    trains in fp32, the precision that needs no evidence, and nothing is cached, as nothing was compared."""
+    """The precision for a model of `shape` on `machine`: the cached answer, or both precisions timed with `timer`,
+    the faster (by the median step) chosen (`choose`) and the answer cached where the timing was `steady`. `path`
+    is the cache file (`cache_path()` by default). The returned `spent_s` counts in the run's budget. A wall-clock
+    `budget_s` under `MIN_TIMED_BUDGET_S` is not spent timing: the run trains fp32, the precision that needs no
+    evidence, and nothing is cached."""
     path = cache_path() if path is None else path
     start = clock()
     entries = read_cache(path)
     key = machine.key(shape)
     hit = _from_record(entries.get(key))
     if hit is not None:
-        return PrecisionChoice(hit.precision, hit.step_seconds, hit.timed_on, clock() - start, cached=True)
-    seconds: dict[str, float] = {}
+        return replace(hit, spent_s=clock() - start)
     if budget_s is not None and budget_s < MIN_TIMED_BUDGET_S:
-        return PrecisionChoice("fp32", seconds, shape, clock() - start)
-    for p in PRECISIONS:
-        seconds[p] = timer(p)
-        spent = clock() - start
-        if budget_s is not None and spent >= CALIBRATION_SHARE * budget_s and len(seconds) < len(PRECISIONS):
-            return PrecisionChoice("fp32", seconds, shape, spent)
-    choice = PrecisionChoice(choose(seconds), seconds, shape)
-    write_cache(path, {**entries, key: choice.record()})
-    return PrecisionChoice(choice.precision, seconds, shape, clock() - start)
+        return PrecisionChoice("fp32", {}, shape, clock() - start)
+    times = timer()
+    seconds = {p: statistics.median(times[p]) for p in PRECISIONS}
+    choice = PrecisionChoice(choose(seconds), seconds, shape, kept=steady(times))
+    if choice.kept:
+        write_cache(path, {**entries, key: choice.record()})
+    return replace(choice, spent_s=clock() - start)

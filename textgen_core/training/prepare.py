@@ -25,7 +25,7 @@ from ..corpus import Corpus, Source, load_corpus
 from ..errors import TextgenError
 from ..runfolder import check_new_run, read_resume
 from ..vocab import Vocabulary
-from .calibrate import ConfigTimer, StepTimer, calibrate, time_steps
+from .calibrate import ConfigTimer, StepTimer, calibrate, median_step, time_steps
 from .config import TrainConfig, check_fixed_fields, merge_resumed, with_budget
 from .distributed import World
 from .evaluation import EVAL_MAX_CHARS
@@ -33,7 +33,7 @@ from .events import Reporter
 from .finetune import adopt_start, load_start, model_ids
 from .hardware import cpu_name
 from .model import CharLSTM
-from .precision import Machine, PrecisionChoice, decide
+from .precision import PRECISIONS, Machine, PrecisionChoice, decide
 from .sizing import CANDIDATES, SHAPE_FIELDS, Candidate, Choice, eligible
 
 #: A resume file's contents: its tensors and its metadata (`runfolder.read_resume`).
@@ -189,7 +189,7 @@ def choose_precision(config: TrainConfig, vocab_size: int, timer: ConfigTimer) -
     here (`precision`: cached per machine and shape, else timed with `timer`, within a --minutes budget)."""
     machine = Machine(cpu_name(), torch.__version__, torch.get_num_threads())
     budget_s = None if config.minutes is None else 60.0 * config.minutes
-    return decide(machine, model_shape(config, vocab_size), lambda p: timer(config, p), budget_s=budget_s)
+    return decide(machine, model_shape(config, vocab_size), lambda: timer(config, PRECISIONS), budget_s=budget_s)
 
 
 @dataclass(frozen=True)
@@ -245,7 +245,7 @@ def fit_to_machine(
         decided = choose_precision(config, vocab_size, timer)
         return Fitted(config, decided.precision, None, decided, decided.spent_s)
     if not auto:
-        fixed = step_timer or (lambda k: timer(replace(config, **k.settings()), precision))
+        fixed = step_timer or (lambda k: median_step(timer, replace(config, **k.settings()), precision))
         config, size, seconds = choose_size(config, candidates, explicit, fixed)
         return Fitted(config, precision, size, None, seconds)
     decisions: dict[str, PrecisionChoice] = {}
@@ -253,8 +253,8 @@ def fit_to_machine(
     def both(candidate: Candidate) -> float:
         c = replace(config, **candidate.settings())
         d = decisions[candidate.label] = choose_precision(c, vocab_size, timer)
-        timed = None if d.cached else d.step_seconds.get(d.precision)  # a cached timing is another run's
-        return timer(c, d.precision) if timed is None else timed
+        # A cached decision's timing is another run's: this run's sizes are timed now, in its precision.
+        return median_step(timer, c, d.precision) if d.cached or not d.compared else d.step_seconds[d.precision]
 
     config, size, seconds = choose_size(config, candidates, explicit, both)
     decided = decisions[size.candidate.label]
