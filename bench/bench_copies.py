@@ -6,6 +6,7 @@ streamed character, the chance baseline behind the 32-character threshold, and h
     python bench/bench_copies.py baseline             # chance matches: text the model never saw
     python bench/bench_copies.py table                # the bundled model at 0.2 0.5 1.0 1.2 and beam 4
     python bench/bench_copies.py repl                 # the REPL streaming with the meter on against off
+    python bench/bench_copies.py session              # the same in one process, without the terminal
 
 The big corpora are made in a temporary folder outside the repository (`--tmp`, default /tmp) from the shared
 corpora, Nietzsche then tiny-shakespeare, each copy with its paragraphs in a new random order (so the text is not
@@ -263,9 +264,48 @@ def repl_streaming(runs: int, length: int) -> None:
     )
 
 
+def session_streaming(runs: int, length: int) -> None:
+    """The same in one process: a REPL session (`repl.session.Session`, its output into memory) writing `length`
+    characters with the meter on and off, alternating, after one run each to warm up; medians and the ratio. Without
+    the pseudo-terminal and the process start, this isolates what the meter adds to a run."""
+    import io
+    import os
+    import statistics
+
+    os.environ["TERM"] = "xterm-256color"
+    from repl.commands import REGISTRY
+    from repl.features.copies import Meter, turn_on
+    from repl.render import make_console
+    from repl.session import Session
+    from textgen_core.checkpoint import bundled_path, load
+    from textgen_core.sampling import SamplingSettings
+
+    ckpt = load(bundled_path())
+    sessions = {}
+    for on in (False, True):
+        session = Session(ckpt, make_console(io.StringIO(), color=True), settings=SamplingSettings(1.0),
+                          length=length, seed=1, dispatch=REGISTRY.dispatch)  # fmt: skip
+        session.meter = Meter(session)
+        if on:
+            turn_on(session, [str(NIETZSCHE)])
+        session.submit("The ")
+        sessions[on] = session
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for i in range(2 * runs):
+        on = i % 2 == 1
+        began = time.perf_counter()
+        sessions[on].submit("The ")
+        times[on].append(time.perf_counter() - began)
+    off, on = statistics.median(times[False]), statistics.median(times[True])
+    print(
+        f"bundled model, {length} characters at T=1 in a session (median of {runs}): meter off {off:.2f} s, on "
+        f"{on:.2f} s: {on / off - 1:+.1%}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("index", "stream", "baseline", "table", "repl", "build-one"))
+    parser.add_argument("what", choices=("index", "stream", "baseline", "table", "repl", "session", "build-one"))
     parser.add_argument("args", nargs="*")
     parser.add_argument("--tmp", type=Path, default=Path(tempfile.gettempdir()), help="where big corpora are made")
     parser.add_argument("--seeds", type=int, default=5, help="table: prompts (at most 5)")
@@ -283,6 +323,8 @@ def main() -> None:
         baseline(args.tmp)
     elif args.what == "repl":
         repl_streaming(args.runs, args.len)
+    elif args.what == "session":
+        session_streaming(args.runs, args.len)
     else:
         table(args.seeds, args.len, args.no_repeat)
 

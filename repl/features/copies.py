@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 from rich.text import Text
 
 from textgen_core.copies import CopyReport, CopyTracker, TrainingText, report, summary, training_text
@@ -49,6 +50,8 @@ class Meter:
         self.index: CopyIndex | None = None
         #: The model the text was found for; another model keeps the meter only if it records the same text.
         self.model: Checkpoint | None = None
+        #: The match lengths of the run streaming now, reused by its summary (a beam, not streamed, is measured then).
+        self._streamed: list[int] = []
 
     def active(self) -> bool:
         """On, and still right for the loaded model (a /load or a followed run may have switched it): a model that
@@ -69,15 +72,23 @@ class Meter:
         if not self.active():
             return None
         assert self.index is not None
-        tracker, least = CopyTracker(self.index), self.min_length
-        return lambda ch: tracker.feed(ch) >= least
+        tracker, least, lengths = CopyTracker(self.index), self.min_length, []
+        self._streamed = lengths
+
+        def mark(ch: str) -> bool:
+            lengths.append(tracker.feed(ch))
+            return lengths[-1] >= least
+
+        return mark
 
     def finished(self, tokens: list[Token]) -> None:
         """After a run's stats line: what it copied (meter on) and whether it loops (always), one line each."""
         text = "".join(t.char for t in tokens)
+        streamed, self._streamed = self._streamed, []
         if self.active():
             assert self.index is not None
-            self.session.print(copy_line(self.index, text, self.min_length), soft_wrap=True)
+            lengths = streamed if len(streamed) == len(text) else None
+            self.session.print(copy_line(self.index, text, self.min_length, lengths), soft_wrap=True)
         loop_flag(self.session, text)
 
     def describe(self) -> str:
@@ -186,6 +197,7 @@ def show_spans(s: Session, text: str, found: CopyReport) -> None:
         )
 
 
-def copy_line(index: CopyIndex, text: str, min_length: int) -> Text:
-    """The run's copies in one dim line (`copies.summary`)."""
-    return Text(flat("copies: " + summary(index, text, report(index, text, min_length), QUOTE)), style="tg.dim")
+def copy_line(index: CopyIndex, text: str, min_length: int, lengths: list[int] | None = None) -> Text:
+    """The run's copies in one dim line (`copies.summary`); `lengths`, when the run streamed, are its match lengths."""
+    found = report(index, text, min_length, None if lengths is None else np.array(lengths))
+    return Text(flat("copies: " + summary(index, text, found, QUOTE)), style="tg.dim")
