@@ -180,7 +180,8 @@ def summary(index: CopyIndex, text: str, result: CopyReport, quote: int = 60) ->
         top = max(result.spans, key=lambda span: span.length)
         place = index.places([top.corpus_start])[0]
         cut = "…" if top.length > quote else ""
-        line += f" · the longest from {place.source} line {place.line:,}: «{text[top.start : top.start + quote]}{cut}»"
+        shown = text[top.start : top.start + min(top.length, quote)]
+        line += f" · the longest from {place.source} line {place.line:,}: «{shown}{cut}»"
     return line
 
 

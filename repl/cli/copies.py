@@ -77,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
         )
         return 0
     clean = visible if sys.stdout.isatty() else str
-    print(clean(f"{args.file}: {summary(index, text, result)}"))
+    print(clean(f"{args.file}: {summary(index, text, result)}".replace("\n", "⏎")))
     for span in spans:
         quote = str(span["text"]).replace("\n", "⏎")
         print(

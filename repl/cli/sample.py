@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TextIO
 from textgen_core.config import DEFAULT_LENGTH, PRIME_TAIL, PRIME_TAIL_TOLERANCE
 
 from .. import values as v
-from ..safe import visible
+from ..safe import flat, visible
 from .options import add_checkpoint, add_corpus, add_window, open_model, window
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ class CopyMeter:
         for label, chars, lengths in zip(labels, self.texts, self.lengths, strict=True):
             text = "".join(chars)
             found = report(self.index, text, self.min_length, lengths)
-            print(visible(f"textgen: copies ({label}): {summary(self.index, text, found)}"), file=sys.stderr)
+            print(flat(f"textgen: copies ({label}): {summary(self.index, text, found)}"), file=sys.stderr)
 
 
 def _beam(

@@ -190,7 +190,7 @@ def show_spans(s: Session, text: str, found: CopyReport) -> None:
     s.print(Text(flat("copies: " + summary(m.index, text, found, QUOTE)), style="tg.dim"), soft_wrap=True)
     places = m.index.places([span.corpus_start for span in found.spans])
     for span, place in zip(found.spans, places, strict=True):
-        quote = flat(text[span.start : span.start + QUOTE]) + ("…" if span.length > QUOTE else "")
+        quote = flat(text[span.start : span.start + min(span.length, QUOTE)]) + ("…" if span.length > QUOTE else "")
         s.note(
             f"copied: characters {span.start + 1:,}–{span.end:,} ({span.length:,}) · {flat(place.source)} line "
             f"{place.line:,}, character {place.offset:,} · ×{span.occurrences} · «{quote}»"
