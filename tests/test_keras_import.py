@@ -25,10 +25,10 @@ from textgen_core.inference import NumpyLSTM  # noqa: E402
 from textgen_core.keras_import import (  # noqa: E402
     INSTALL_HINT,
     import_keras,
-    keras_vocabulary,
     load_keras,
     read_keras,
 )
+from textgen_core.loader import keras_vocabulary  # noqa: E402
 from textgen_core.sampling import SamplingSettings  # noqa: E402
 from textgen_core.scoring import score  # noqa: E402
 from textgen_core.vocab import Vocabulary  # noqa: E402

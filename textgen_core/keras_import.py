@@ -22,7 +22,7 @@ functions: Keras 1-2 computed ``clip(0.2x + 0.5, 0, 1)``, Keras 3 computes ``rel
 ``keras_version`` decides which (see `config.RECURRENT_ACTIVATIONS`).
 
 A Keras model stores no vocabulary: the book builds it as the sorted distinct characters of the lower-cased corpus
-(`keras_vocabulary`). Reading needs h5py only, never Keras.
+(`loader.keras_vocabulary`). Reading needs h5py only, never Keras.
 
 This module only reads Keras files; `textgen_core.loader` decides when a file a user names is one.
 """
@@ -43,7 +43,6 @@ import numpy as np
 from . import checkpoint
 from .checkpoint import HDF5_MAGIC, ZIP_MAGIC, Checkpoint, CheckpointMeta
 from .config import MIXED, ModelConfig
-from .corpus import SourceReader
 from .errors import TextgenError
 from .recurrent import CELLS
 from .vocab import Vocabulary
@@ -482,37 +481,3 @@ def save_imported(ckpt: Checkpoint, out: str | os.PathLike) -> Checkpoint:
     written into a stream (a pipe, standard output), it cannot be read back and is returned as written."""
     written = checkpoint.save(out, ckpt.tensors, ckpt.meta)
     return checkpoint.load(written.path) if written.is_file else ckpt
-
-
-def keras_vocabulary(
-    *,
-    corpus: str | os.PathLike | None = None,
-    chars: str | os.PathLike | None = None,
-    lowercase: bool = False,
-    encoding: str = "utf-8",
-) -> Vocabulary:
-    """A Keras model's vocabulary, which the model file does not hold: the book's rule, the sorted distinct
-    characters of the (optionally lower-cased) `corpus`, or the characters of a `chars` file in order (a final
-    newline that repeats an earlier one is the file's line end, not a character). Both are read as corpora are
-    (newlines normalised, control characters refused), as Python's text mode read them for the book."""
-    if (corpus is None) == (chars is None):
-        raise TextgenError(
-            "a Keras model has no vocabulary: give the corpus it was trained on, or a file of its characters"
-        )
-    if corpus is not None:
-        text = "".join(SourceReader(corpus, encoding, lowercase))
-        if not text:
-            raise TextgenError(f"{corpus}: is empty; give the corpus the model was trained on")
-        return Vocabulary.from_text(text)
-    assert chars is not None
-    text = "".join(SourceReader(chars, encoding))
-    if text.endswith("\n") and "\n" in text[:-1]:
-        text = text[:-1]
-    if not text:
-        raise TextgenError(f"{chars}: is empty; give the model's characters in order")
-    seen: set[str] = set()
-    for ch in text:
-        if ch in seen:
-            raise TextgenError(f"{chars}: the character {ch!r} appears twice; list each of the model's characters once")
-        seen.add(ch)
-    return Vocabulary(text)

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING
 
 from . import checkpoint
 from .checkpoint import HDF5_MAGIC, ZIP_MAGIC
+from .corpus import SourceReader
 from .errors import TextgenError
+from .vocab import Vocabulary
 
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint, CheckpointMeta
-    from .vocab import Vocabulary
 
 #: What to add when a Keras model is opened without a vocabulary (the command line's spelling of `VocabSource`).
 NEEDS_VOCAB = "add --vocab-from CORPUS (and --lowercase if it was trained lower-cased) or --chars FILE"
@@ -45,9 +46,41 @@ class VocabSource:
         return self.corpus is not None or self.chars is not None
 
     def vocabulary(self) -> Vocabulary:
-        from .keras_import import keras_vocabulary
-
         return keras_vocabulary(corpus=self.corpus, chars=self.chars, lowercase=self.lowercase, encoding=self.encoding)
+
+
+def keras_vocabulary(
+    *,
+    corpus: str | os.PathLike | None = None,
+    chars: str | os.PathLike | None = None,
+    lowercase: bool = False,
+    encoding: str = "utf-8",
+) -> Vocabulary:
+    """A Keras model's vocabulary, which the model file does not hold: the book's rule, the sorted distinct
+    characters of the (optionally lower-cased) `corpus`, or the characters of a `chars` file in order (a final
+    newline that repeats an earlier one is the file's line end, not a character). Both are read as corpora are
+    (newlines normalised, control characters refused), as Python's text mode read them for the book."""
+    if (corpus is None) == (chars is None):
+        raise TextgenError(
+            "a Keras model has no vocabulary: give the corpus it was trained on, or a file of its characters"
+        )
+    if corpus is not None:
+        text = "".join(SourceReader(corpus, encoding, lowercase))
+        if not text:
+            raise TextgenError(f"{corpus}: is empty; give the corpus the model was trained on")
+        return Vocabulary.from_text(text)
+    assert chars is not None
+    text = "".join(SourceReader(chars, encoding))
+    if text.endswith("\n") and "\n" in text[:-1]:
+        text = text[:-1]
+    if not text:
+        raise TextgenError(f"{chars}: is empty; give the model's characters in order")
+    seen: set[str] = set()
+    for ch in text:
+        if ch in seen:
+            raise TextgenError(f"{chars}: the character {ch!r} appears twice; list each of the model's characters once")
+        seen.add(ch)
+    return Vocabulary(text)
 
 
 def is_keras_file(path: Path) -> bool:
