@@ -2,10 +2,10 @@
 
 Each line is typed with its Enter; once the output has been quiet for a moment, a marker line (``/zzsyncN``, an
 unknown command) is typed and its error awaited: then the REPL has read the line, done what it says and is back
-at its prompt. A line whose marker does not come within `LINE_TIMEOUT` gets Ctrl-C (and the end of a paste, in
-case a line opened one); if the marker then comes, the line "needed Ctrl-C"; if not, the session hung and is
-killed. A session a line ends (Ctrl-D at an empty prompt) is counted by its exit status and the next session goes
-on with the next line.
+at its prompt. A line whose marker does not come (`SYNC_TIMEOUT` after the output went quiet; the output may run
+for `LINE_TIMEOUT`) gets Ctrl-C (and the end of a paste, in case a line opened one); if the marker then comes, the
+line "needed Ctrl-C"; if not, the session hung and is killed. A session a line ends (Ctrl-D at an empty prompt)
+is counted by its exit status and the next session goes on with the next line.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from fuzz import ANSI, LINE_TIMEOUT, RECOVER_TIMEOUT, TEXTGEN, Tally, Work
 QUITS = {"quit", "exit", "q"}
 #: A part of the prompt's toolbar, drawn once the line editor reads keys.
 TOOLBAR = "│ model "
+#: Seconds to wait for the marker once the line's output has gone quiet: the REPL is at its prompt by then unless
+#: the line left it waiting (step mode's keys, an unended paste, a read from a pipe or the terminal), or still
+#: computing in silence; either way Ctrl-C follows.
+SYNC_TIMEOUT = 3
 
 
 def commands() -> list[tuple[str, bool]]:
@@ -83,7 +87,7 @@ class Pty:
                 self.read(0)
         return True
 
-    def quiet(self, limit: float, still: float = 0.3) -> bool:
+    def quiet(self, limit: float, still: float = 0.2) -> bool:
         """Read until nothing came for `still` seconds; False if that took more than `limit` or the REPL ended."""
         end = time.monotonic() + limit
         last = time.monotonic()
@@ -114,7 +118,7 @@ class Pty:
         """Wait for the prompt's toolbar: the line editor is reading keys now. Typed before (between two prompts,
         or while the REPL starts), Ctrl-C, Ctrl-Z or Ctrl-\\ would be the terminal's signals, which a person sends
         on purpose, not input to fuzz."""
-        return self.wait_for(TOOLBAR, limit) and self.quiet(limit, 0.2)
+        return self.wait_for(TOOLBAR, limit) and self.quiet(limit, 0.15)
 
     def close(self) -> int | None:
         """End the session; its exit status (negative: the signal that ended it; None: killed here)."""
@@ -151,7 +155,7 @@ def session_case(work: Work, tally: Tally, j: int, lines: int, names: list[tuple
                 tally.tried += 1
                 tally.kinds[kind] += 1
             marker += 1
-            if typed and pty.quiet(LINE_TIMEOUT) and pty.sync(marker, 20):
+            if typed and pty.quiet(LINE_TIMEOUT) and pty.sync(marker, SYNC_TIMEOUT):
                 continue
             if pty.ended:
                 break

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, Terminal, assert_one_line_error, make_text, run_cli
 
+#: Keras's torch backend converts tensors with numpy 1's `__array__` signature; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
 
 def test_a_seeded_slice_of_the_fuzz_finds_nothing(tmp_path: Path) -> None:
     """Mutated checkpoints through several commands, one REPL session of fuzzed lines in a pseudo-terminal and a
@@ -69,3 +72,32 @@ def test_ctrl_c_in_a_history_search_gives_the_prompt_back(terminal: Terminal) ->
     term.pause(0.5)
     term.command("", "temperature  0.7")  # the line found, run
     term.wait_for("T 0.7 │")
+
+
+def test_a_keras_file_whose_head_is_not_a_matrix_is_one_line(tmp_path: Path) -> None:
+    """A Dense kernel stored with three dimensions (a damaged .h5) ended in a traceback while unpacking its shape."""
+    import os
+
+    pytest.importorskip("h5py")
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    import h5py
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat\n" * 3, encoding="utf-8")
+    v = len(set(corpus.read_text()))
+    model = keras.Sequential([keras.Input((5, v)), keras.layers.LSTM(4), keras.layers.Dense(v, activation="softmax")])
+    path = tmp_path / "damaged.h5"
+    model.save(path)
+    with h5py.File(path, "r+") as f:
+        kernels: list[str] = []
+        f.visititems(
+            lambda name, obj: (
+                kernels.append(name) if name.startswith("model_weights/dense/") and name.endswith("kernel") else None
+            )
+        )
+        data = f[kernels[0]][()]
+        del f[kernels[0]]
+        f[kernels[0]] = data[:, :, None]
+    proc = run_cli("info", "-c", str(path), "--vocab-from", str(corpus))
+    assert_one_line_error(proc, "kernel weights are stored with 3 dimensions", "a matrix has 2")

@@ -403,9 +403,12 @@ def _tensors(model: KerasModel) -> tuple[ModelConfig, dict[str, np.ndarray]]:
     recurrent = [x for x in layers if x.kind in _RECURRENT]
     dense = next(x for x in layers if x.kind == "Dense")
     kernel = dense.weights["kernel"]
-    units, vocab_size = kernel.shape
     if embedding is None:
         embedding = np.eye(model.input_dim or 0, dtype=np.float32)
+    for what, arr in ((f"Dense {dense.name!r}'s kernel weights", kernel), ("the Embedding's weights", embedding)):
+        if arr.ndim != 2:  # a damaged file: a matrix stored with another number of dimensions
+            raise _Refused(f"{what} are stored with {arr.ndim} dimensions {arr.shape}; a matrix has 2")
+    units, vocab_size = kernel.shape
     v_in, e = embedding.shape
     if v_in != vocab_size:
         what = "one-hot width" if layers[0].kind != "Embedding" else "Embedding input_dim"
