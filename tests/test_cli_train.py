@@ -12,7 +12,7 @@ from tests.conftest import TINY_TRAIN, assert_one_line_error, make_text, run_cli
 def test_help_lists_every_subcommand_with_an_example():
     proc = run_cli("--help")
     assert proc.returncode == 0
-    names = ("repl", "train", "sample", "eval", "info", "cells", "import")
+    names = ("repl", "train", "sample", "eval", "info", "cells", "import", "copies", "versus")
     for name in names:
         assert f"  {name} " in proc.stdout
     assert proc.stdout.count("e.g. textgen") == len(names)

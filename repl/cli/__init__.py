@@ -31,7 +31,7 @@ SUBCOMMANDS = (
     Subcommand(
         "train",
         "train",
-        "train a character-level LSTM on text files (val bits/char, resumable checkpoints)",
+        "train a character-level LSTM (or GRU, RNN) on text files (val bits/char, resumable checkpoints)",
         "textgen train book.txt --out runs/book --minutes 10",
     ),
     Subcommand(
@@ -93,7 +93,10 @@ def build_parser(command: str | None = None) -> Parser:
     epilog += "\n\nRun `textgen` with no command to open the REPL on the bundled Nietzsche model."
     parser = Parser(
         prog=PROG,
-        description="Character-level LSTM language model: train on any text, sample, explore in a coloured REPL.",
+        description=(
+            "Character-level recurrent language model (LSTM, GRU, RNN): train on any text, sample, explore in a "
+            "coloured REPL."
+        ),
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -90,6 +90,10 @@ class Trainer:
                 check_same_data(saved[1], self.corpus, given=config, run=self.config, explicit=explicit)
             self.data = prepare_data(self.corpus, self.config, self.world, saved, start)
             self.vocab, self.val_tokens = self.data.vocab, self.data.val_tokens
+            # Before any timing builds the model (--precision auto does), and again for the size auto chose.
+            check_fits(
+                self.config.model_config(len(self.vocab)), self.config.batch_size, self.config.seq_len, self.device
+            )
             fitted = fit_to_machine(
                 self.config,
                 self.data,
