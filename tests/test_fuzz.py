@@ -74,8 +74,17 @@ def test_ctrl_c_in_a_history_search_gives_the_prompt_back(terminal: Terminal) ->
     term.wait_for("T 0.7 │")
 
 
-def test_a_keras_file_whose_head_is_not_a_matrix_is_one_line(tmp_path: Path) -> None:
-    """A Dense kernel stored with three dimensions (a damaged .h5) ended in a traceback while unpacking its shape."""
+@pytest.mark.parametrize(
+    ("layer", "weight", "needles"),
+    [
+        ("dense", "kernel", ("kernel weights are stored with 3 dimensions", "a matrix has 2")),
+        # A recurrent bias cut short: numpy's error while it was converted, as a traceback.
+        ("simple_rnn", "bias", ("not a readable Keras model", "same shape")),
+    ],
+    ids=["dense-kernel", "recurrent-bias"],
+)
+def test_a_keras_weight_of_the_wrong_shape_is_one_line(tmp_path: Path, layer: str, weight: str, needles) -> None:
+    """A weight stored in the wrong shape (a damaged .h5) ended in a traceback while it was unpacked."""
     import os
 
     pytest.importorskip("h5py")
@@ -86,18 +95,25 @@ def test_a_keras_file_whose_head_is_not_a_matrix_is_one_line(tmp_path: Path) -> 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the cat sat on the mat\n" * 3, encoding="utf-8")
     v = len(set(corpus.read_text()))
-    model = keras.Sequential([keras.Input((5, v)), keras.layers.LSTM(4), keras.layers.Dense(v, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((5, v)),
+            keras.layers.SimpleRNN(4, name="simple_rnn"),
+            keras.layers.Dense(v, activation="softmax", name="dense"),
+        ]
+    )
     path = tmp_path / "damaged.h5"
     model.save(path)
     with h5py.File(path, "r+") as f:
-        kernels: list[str] = []
+        found: list[str] = []
         f.visititems(
             lambda name, obj: (
-                kernels.append(name) if name.startswith("model_weights/dense/") and name.endswith("kernel") else None
+                found.append(name) if name.startswith(f"model_weights/{layer}/") and name.endswith(weight) else None
             )
         )
-        data = f[kernels[0]][()]
-        del f[kernels[0]]
-        f[kernels[0]] = data[:, :, None]
-    proc = run_cli("info", "-c", str(path), "--vocab-from", str(corpus))
-    assert_one_line_error(proc, "kernel weights are stored with 3 dimensions", "a matrix has 2")
+        data = f[found[0]][()]
+        del f[found[0]]
+        f[found[0]] = data[:, :, None] if weight == "kernel" else data[:3]
+    for command in (["info", "-c", str(path)], ["import", str(path), "--out", str(tmp_path / "out.safetensors")]):
+        assert_one_line_error(run_cli(*command, "--vocab-from", str(corpus)), *needles)
+    assert not (tmp_path / "out.safetensors").exists()

@@ -268,8 +268,7 @@ def read_keras(path: str | os.PathLike) -> KerasModel:
     except TextgenError:
         raise
     except Exception as e:  # zipfile, h5py and json raise many types for damaged files
-        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-        raise TextgenError(f"{path}: not a readable Keras model ({reason})") from None
+        raise _unreadable(path, e) from None
     window = shape[1] if isinstance(shape, list) and len(shape) >= 2 and isinstance(shape[1], int) else None
     input_dim = shape[2] if isinstance(shape, list) and len(shape) == 3 and isinstance(shape[2], int) else None
     model = KerasModel(
@@ -284,7 +283,19 @@ def read_keras(path: str | os.PathLike) -> KerasModel:
         _check(model)
     except _Refused as e:
         raise TextgenError(f"{path}: {e}") from None
+    except _DAMAGE as e:
+        raise _unreadable(path, e) from None
     return model
+
+
+#: What a damaged config or weight raises while it is checked or converted (a setting of the wrong type, an array
+#: of the wrong shape), where a sound file has nothing to refuse.
+_DAMAGE = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+
+
+def _unreadable(path: Path, e: Exception) -> TextgenError:
+    reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+    return TextgenError(f"{path}: not a readable Keras model ({reason})")
 
 
 def _recurrent_activation(name: str, version: str | None) -> str:
@@ -451,6 +462,8 @@ def to_checkpoint(model: KerasModel, vocab: Vocabulary, *, lowercase: bool = Fal
         config, tensors = _tensors(model)
     except _Refused as e:
         raise TextgenError(f"{model.path}: {e}") from None
+    except _DAMAGE as e:
+        raise _unreadable(model.path, e) from None
     if len(vocab) != config.vocab_size:
         raise TextgenError(
             f"{model.path}: the model predicts {config.vocab_size} characters but the vocabulary has {len(vocab)}; "
