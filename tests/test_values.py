@@ -24,6 +24,7 @@ SHARED = [
     ("--top-p", "/topp", ["0", "1.01"]),
     ("--seed", "/seed", ["-1", str(2**32)]),
     ("--window", "/window", ["maybe"]),
+    ("--min-copy", "/copies min", ["0", "-5", "many"]),
 ]
 CASES = [(flag, slash, value) for flag, slash, values in SHARED for value in values]
 
