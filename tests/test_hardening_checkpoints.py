@@ -395,3 +395,30 @@ def test_read_meta_reads_the_header_and_no_weight(tmp_path: Path, monkeypatch: p
     assert meta.config.hidden_size == 32 and meta.step == 100 and len(meta.vocab) == meta.config.vocab_size
     with pytest.raises(TextgenError, match="opened the weights"):
         checkpoint.load(path)  # the patch is where weights are read: load goes through it
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, None], ids=["nan", "inf", "-inf", "finite-extremes"])
+def test_a_float16_checkpoint_is_checked_value_by_value(tmp_path: Path, bad: float | None) -> None:
+    """A compact (float16) checkpoint stays float16 when loaded and is checked by its bits: one NaN or infinity
+    anywhere is refused; the largest finite values, a subnormal and negative zero are not."""
+    good = write_random_checkpoint(tmp_path / "f32.safetensors")
+    w = np.zeros(0, np.float16)
+
+    def compact(t: dict[str, np.ndarray]) -> None:
+        nonlocal w
+        for k in t:
+            t[k] = t[k].astype(np.float16)
+        w = t["lstm.weight_hh_l0"]
+        w[3, 5], w[-1, -1], w[0, 0], w[1, 1] = 65504, -65504, np.float16(6e-8), -0.0
+        if bad is not None:
+            w[7, 2] = bad
+
+    path = tmp_path / "f16.safetensors"
+    path.write_bytes(_tensors(compact)(good))
+    if bad is not None:
+        with pytest.raises(TextgenError, match=r"weight lstm\.weight_hh_l0 contains NaN or Inf"):
+            checkpoint.load(path)
+        return
+    loaded = checkpoint.load(path)
+    assert loaded.tensors["lstm.weight_hh_l0"].dtype == np.float16
+    assert np.array_equal(loaded.tensors["lstm.weight_hh_l0"], w)

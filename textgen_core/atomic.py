@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import glob
 import os
 import re
 import stat
@@ -297,6 +296,8 @@ def _remove_stale_temps(path: Path) -> None:
     Windows `os.kill` would end the process."""
     if os.name != "posix":
         return
+    import glob  # only when a file is replaced: reading a checkpoint imports this module too
+
     try:
         candidates = list(path.parent.glob(f"{glob.escape(TEMP_PREFIX + path.name)}.tmp-*"))
     except OSError:

@@ -14,7 +14,6 @@ import os
 import stat
 import struct
 from dataclasses import dataclass, field
-from importlib import resources
 from math import prod
 from pathlib import Path
 
@@ -200,7 +199,8 @@ class CheckpointMeta:
 
 @dataclass
 class Checkpoint:
-    """A loaded, validated checkpoint: float32 numpy weights and metadata."""
+    """A loaded, validated checkpoint: numpy weights (float32, or float16 as a compact checkpoint stores them:
+    widen them where they are used) and metadata."""
 
     path: Path
     tensors: dict[str, np.ndarray]
@@ -222,7 +222,9 @@ class Checkpoint:
 
 def bundled_path() -> Path:
     """Path of the default model shipped inside the package."""
-    return Path(str(resources.files("textgen_core") / "models" / BUNDLED_NAME))
+    # Beside this module, as the package is installed (a wheel or an editable install both keep it a folder);
+    # importlib.resources would cost a sample's start-up its tempfile and zip machinery.
+    return Path(__file__).resolve().parent / "models" / BUNDLED_NAME
 
 
 def resolve_path(arg: str | os.PathLike | None) -> Path:
@@ -397,13 +399,24 @@ def load(arg: str | os.PathLike | None) -> Checkpoint:
         raise TextgenError(f"{path}: damaged checkpoint ({str(e).splitlines()[0][:120]}); {FIX}") from None
     tensors: dict[str, np.ndarray] = {}
     for name, arr in arrays.items():
-        # Widened without a copy when already float32; a float16 tensor is checked before (half the bytes to
-        # read), a float64 one after (a finite value too large for float32 becomes Inf).
-        wide = arr.astype(np.float32, copy=False)
-        if not np.isfinite(arr if arr.dtype == np.float16 else wide).all():
+        # float16 stays float16: whoever uses the weights widens them in the pass that rearranges them anyway
+        # (`recurrent`, `load_numpy`), so opening a model reads each weight once. float64 is narrowed here, and
+        # checked after (a finite value too large for float32 becomes Inf).
+        if arr.dtype == np.float64:
+            arr = arr.astype(np.float32)
+        if not _finite(arr):
             raise TextgenError(f"{path}: weight {name} contains NaN or Inf; this checkpoint is unusable; {FIX}")
-        tensors[name] = wide
+        tensors[name] = arr
     return Checkpoint(path=path, tensors=tensors, meta=meta)
+
+
+def _finite(a: np.ndarray) -> bool:
+    """Whether every value of `a` is finite. A float16 is read by its bits (all five exponent bits set is an
+    infinity or a NaN): numpy's float16 arithmetic converts value by value, forty times slower, and this check runs
+    on every weight each time a model is opened."""
+    if a.dtype == np.float16:
+        return a.size == 0 or int(np.bitwise_and(a.view(np.uint16), 0x7FFF).max()) < 0x7C00
+    return bool(np.isfinite(a).all())
 
 
 def read_meta(arg: str | os.PathLike | None) -> CheckpointMeta:

@@ -11,7 +11,6 @@ larger than memory (`tokenfile`) and a small one held in memory follow one set o
 from __future__ import annotations
 
 import codecs
-import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -193,6 +192,8 @@ class SourceReader:
         self.chunk_bytes = chunk_bytes
         self.bytes_read = 0
         self.chars = 0
+        import hashlib  # loads OpenSSL: only a corpus read needs it, not a sample's start-up
+
         self._sha = hashlib.sha256()
 
     def __iter__(self) -> Iterator[str]:

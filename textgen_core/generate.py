@@ -346,20 +346,22 @@ def sample_many(
     if window is not None:
         recent = np.repeat(seed.ids[None, -window:], len(settings), axis=0)
         logits = model.window_logits(recent)
-        for _ in range(length):
+        for n in range(length):
             tokens, ids = _draw_tokens(logits, settings, rngs, vocab, alternatives)
-            recent = np.concatenate([recent, ids[:, None]], axis=1)[:, -window:]
-            logits = model.window_logits(recent)
             yield tokens
+            if n + 1 < length:  # the last character needs no prediction after it
+                recent = np.concatenate([recent, ids[:, None]], axis=1)[:, -window:]
+                logits = model.window_logits(recent)
         return
     state = model.initial_state(1)
     logits = feed(model, seed.ids, state, progress)
     state = state.repeat(len(settings))
     logits = np.repeat(logits, len(settings), axis=0)
-    for _ in range(length):
+    for n in range(length):
         tokens, ids = _draw_tokens(logits, settings, rngs, vocab, alternatives)
-        logits, _ = model.step(ids, state)
         yield tokens
+        if n + 1 < length:
+            logits, _ = model.step(ids, state)
 
 
 def check_window(window: int | None) -> None:

@@ -13,7 +13,6 @@ windows, statefully otherwise.
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,9 +91,14 @@ def is_keras_file(path: Path) -> bool:
         if head == HDF5_MAGIC:
             return True
         if head.startswith(ZIP_MAGIC):
-            with zipfile.ZipFile(path) as z:
-                return "config.json" in z.namelist()
-    except (OSError, zipfile.BadZipFile):
+            import zipfile  # only for a zip: opening a checkpoint loads neither zipfile nor threading
+
+            try:
+                with zipfile.ZipFile(path) as z:
+                    return "config.json" in z.namelist()
+            except zipfile.BadZipFile:
+                return False
+    except OSError:
         return False  # the checkpoint loader reports what is wrong with it
     return False
 

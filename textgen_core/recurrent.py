@@ -114,12 +114,15 @@ def _scale(slope: float | None) -> float:
     return 0.5 if slope is None else slope
 
 
-def _blocks(a: np.ndarray, hidden: int, order: tuple[int, ...]) -> np.ndarray:
-    """The H-row blocks of `a` in `order`, one new array (a single copy of the weights)."""
-    out = np.empty((len(order) * hidden, *a.shape[1:]), F32)
+def _place(out: np.ndarray, a: np.ndarray, hidden: int, order: tuple[int, ...], scaled: int, scale: float) -> None:
+    """Write the H-row blocks of `a` into `out` in `order`, the first `scaled` of them multiplied by `scale`: one
+    pass over the weights, widening them (a float16 checkpoint) on the way, so opening a model costs one copy of
+    its weights rather than a copy per rearrangement (start-up reads every weight once)."""
     for i, b in enumerate(order):
-        out[i * hidden : (i + 1) * hidden] = a[b * hidden : (b + 1) * hidden]
-    return out
+        rows = out[i * hidden : (i + 1) * hidden]
+        rows[...] = a[b * hidden : (b + 1) * hidden]
+        if i < scaled:
+            rows *= scale
 
 
 class LSTM(Cell):
@@ -130,18 +133,26 @@ class LSTM(Cell):
     title = "LSTM"
     gates, gate_order, memory, rows = 4, "i, f, g, o", True, 4
 
-    def _gates(self, a: np.ndarray, hidden: int, slope: float | None) -> np.ndarray:
-        out = _blocks(np.asarray(a, F32), hidden, (0, 1, 3, 2))
-        out[: 3 * hidden] *= _scale(slope)
-        return out
+    #: Where each stored gate block (i, f, g, o) goes: i, f, o, g, the first three (the sigmoids) pre-scaled.
+    _ORDER = (0, 1, 3, 2)
 
     def prepare(self, w: dict[str, np.ndarray], emb: np.ndarray | None, slope: float | None) -> Prepared:
         h = w["weight_hh"].shape[1]
-        g = {stem: self._gates(w[stem], h, slope) for stem in STEMS}
+        s = _scale(slope)
+        bias = np.empty(4 * h, F32)
+        _place(bias, np.asarray(w["bias_ih"], F32) + w["bias_hh"], h, self._ORDER, 3, s)
+        wh = w["weight_hh"]
         if emb is not None:
-            return Prepared(table=emb @ g["weight_ih"].T + g["bias_ih"] + g["bias_hh"], recurrent=g["weight_hh"])
-        fused = np.concatenate([g["weight_ih"], g["weight_hh"]], axis=1)
-        return Prepared(fused=fused, bias=(g["bias_ih"] + g["bias_hh"])[:, None])
+            wi = np.empty(w["weight_ih"].shape, F32)
+            _place(wi, w["weight_ih"], h, self._ORDER, 3, s)
+            recurrent = np.empty(wh.shape, F32)
+            _place(recurrent, wh, h, self._ORDER, 3, s)
+            return Prepared(table=emb @ wi.T + bias, recurrent=recurrent)
+        below = w["weight_ih"].shape[1]
+        fused = np.empty((4 * h, below + h), F32)
+        _place(fused[:, :below], w["weight_ih"], h, self._ORDER, 3, s)
+        _place(fused[:, below:], wh, h, self._ORDER, 3, s)
+        return Prepared(fused=fused, bias=bias[:, None])
 
     def step(
         self, p: Prepared, x0: np.ndarray | None, pair: np.ndarray, c: np.ndarray, bufs: tuple[np.ndarray, ...]

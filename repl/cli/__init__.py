@@ -87,8 +87,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser(command: str | None = None) -> Parser:
-    """The `textgen` parser. With `command`, only that subcommand's module is imported and given its arguments
-    (the others are listed by name and summary alone); without, every subcommand is complete."""
+    """The `textgen` parser. With `command`, only that subcommand's module is imported and given its arguments,
+    and the others are left out (argv names this one; building nine parsers is a tenth of a one-character
+    sample's start-up); with "" (no known command) every one is listed by name and summary; with None every
+    subcommand is complete."""
     epilog = "commands:\n" + "\n".join(f"  {c.name:<8} {c.summary}\n  {'':<8}   e.g. {c.example}" for c in SUBCOMMANDS)
     epilog += "\n\nRun `textgen` with no command to open the REPL on the bundled Nietzsche model."
     parser = Parser(
@@ -104,7 +106,7 @@ def build_parser(command: str | None = None) -> Parser:
     for spec in SUBCOMMANDS:
         if command is None or spec.name == command:
             import_module(f"{__name__}.{spec.module}").register(sub, spec)
-        else:
+        elif not command:
             sub.add_parser(spec.name, help=spec.summary)
     return parser
 
