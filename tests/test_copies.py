@@ -80,6 +80,18 @@ def test_a_source_records_where_it_was_read_and_old_records_still_read(tmp_path:
     assert Source.from_dict({"name": "c.txt", "sha256": "0" * 64, "chars": 3}).path is None
 
 
+def _longest_matches_by_brute_force(source: str, text: str) -> list[int]:
+    """For each position of `text`, the longest stretch ending there that occurs in `source`: what the index's
+    `match_lengths` must give, found by searching `source` for each candidate."""
+    lengths = []
+    for i in range(len(text)):
+        k = 0
+        while k <= i and text[i - k : i + 1] in source:
+            k += 1
+        lengths.append(k)
+    return lengths
+
+
 def test_match_lengths_equal_a_brute_force_and_spans_are_the_maximal_ones(tmp_path: Path, cache: Path) -> None:
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(corpus_text()[:6_000] + "éü", encoding="utf-8")
@@ -89,12 +101,7 @@ def test_match_lengths_equal_a_brute_force_and_spans_are_the_maximal_ones(tmp_pa
     rng = random.Random(3)
     tail = source[-40:]  # the corpus's last characters: suffixes that end there must compare as shorter ones
     text = source[100:160] + "".join(rng.choice(LETTERS + "xé") for _ in range(150)) + source[3000:3040] + "Zq" + tail
-    lengths = match_lengths(index, text)
-    for i in range(len(text)):
-        k = 0
-        while k <= i and text[i - k : i + 1] in source:
-            k += 1
-        assert lengths[i] == k, i
+    assert list(match_lengths(index, text)) == _longest_matches_by_brute_force(source, text)
     for ch in index.alphabet:  # the last characters and one more: no suffix runs on past the text's end
         end = source[-5:] + ch
         assert index.find(index.encode(end) or b"")[1] - index.find(index.encode(end) or b"")[0] == source.count(end)
@@ -114,12 +121,7 @@ def test_a_corpus_of_more_than_256_characters_is_indexed_two_bytes_a_character(t
     index = index_for(found.paths, found.hashes, False).index
     assert index.width == 2
     text = "".join(rng.choice(alphabet) for _ in range(50)) + source[1234:1300] + "zz"
-    lengths = match_lengths(index, text)
-    for i in range(len(text)):
-        k = 0
-        while k <= i and text[i - k : i + 1] in source:
-            k += 1
-        assert lengths[i] == k, i
+    assert list(match_lengths(index, text)) == _longest_matches_by_brute_force(source, text)
     assert report(index, text, 40).spans[0].corpus_start <= 1234
 
 
