@@ -16,15 +16,18 @@ import struct
 from dataclasses import dataclass, field
 from math import prod
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .atomic import Output, atomic_write
 from .config import ModelConfig
 from .corpus import Source
 from .errors import TextgenError
 from .paths import kind_of, read_error, user_path
 from .vocab import Vocabulary, is_forbidden_control
+
+if TYPE_CHECKING:
+    from .atomic import Output
 
 FORMAT = "textgen-checkpoint"
 FORMAT_VERSION = 3
@@ -284,6 +287,8 @@ def write_safetensors(path: str | os.PathLike, tensors: dict[str, np.ndarray], m
         f.write(head)
         for arr in arrays.values():
             f.write(memoryview(arr.reshape(-1)).cast("B"))
+
+    from .atomic import atomic_write  # writing only: opening a model does not load the writer
 
     return atomic_write(path, write, binary=True)
 
