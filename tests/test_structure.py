@@ -278,6 +278,11 @@ NOT_ON_THE_SAMPLE_PATH = (
     "h5py",
     "prompt_toolkit",
     "rich",
+    # Only writing or a Keras zip needs these; each was milliseconds of every sample's start-up.
+    "textgen_core.atomic",
+    "zipfile",
+    "glob",
+    "importlib.resources",
 )
 
 LIST_IMPORTS = """
