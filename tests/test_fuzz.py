@@ -117,3 +117,34 @@ def test_a_keras_weight_of_the_wrong_shape_is_one_line(tmp_path: Path, layer: st
     for command in (["info", "-c", str(path)], ["import", str(path), "--out", str(tmp_path / "out.safetensors")]):
         assert_one_line_error(run_cli(*command, "--vocab-from", str(corpus)), *needles)
     assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_a_keras_layer_without_its_config_is_one_line(tmp_path: Path) -> None:
+    """A `.keras` whose config.json lists a layer without its "config" ended in a KeyError traceback while the
+    layers were gathered (found by the fuzz, seed 7)."""
+    import json
+    import os
+    import zipfile
+
+    pytest.importorskip("h5py")
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat\n" * 3, encoding="utf-8")
+    v = len(set(corpus.read_text()))
+    model = keras.Sequential([keras.Input((5, v)), keras.layers.GRU(4), keras.layers.Dense(v, activation="softmax")])
+    saved = tmp_path / "sound.keras"
+    model.save(saved)
+    damaged = tmp_path / "damaged.keras"
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(damaged, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                del config["config"]["layers"][-1]["config"]  # the Dense layer's
+                data = json.dumps(config).encode()
+            dst.writestr(item, data)
+    for command in (["info", "-c", str(damaged)], ["import", str(damaged), "--out", str(tmp_path / "out.safetensors")]):
+        assert_one_line_error(run_cli(*command, "--vocab-from", str(corpus)), "not a readable Keras model", "'config'")
+    assert not (tmp_path / "out.safetensors").exists()

@@ -271,15 +271,15 @@ def read_keras(path: str | os.PathLike) -> KerasModel:
         raise _unreadable(path, e) from None
     window = shape[1] if isinstance(shape, list) and len(shape) >= 2 and isinstance(shape[1], int) else None
     input_dim = shape[2] if isinstance(shape, list) and len(shape) == 3 and isinstance(shape[2], int) else None
-    model = KerasModel(
-        path=path,
-        format=fmt,
-        keras_version=version,
-        layers=[KerasLayer(x["class_name"], x["config"], w) for x, w in zip(layers, weights, strict=True)],
-        input_dim=input_dim,
-        window=window,
-    )
     try:
+        model = KerasModel(
+            path=path,
+            format=fmt,
+            keras_version=version,
+            layers=[KerasLayer(x["class_name"], x["config"], w) for x, w in zip(layers, weights, strict=True)],
+            input_dim=input_dim,
+            window=window,
+        )
         _check(model)
     except _Refused as e:
         raise TextgenError(f"{path}: {e}") from None
@@ -294,7 +294,10 @@ _DAMAGE = (AttributeError, TypeError, KeyError, IndexError, ValueError)
 
 
 def _unreadable(path: Path, e: Exception) -> TextgenError:
-    reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+    if isinstance(e, KeyError):  # str() of a KeyError is the bare key
+        reason = f"no {str(e)[:80]} where one is needed"
+    else:
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
     return TextgenError(f"{path}: not a readable Keras model ({reason})")
 
 
