@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 from pathlib import Path
 
@@ -228,8 +229,12 @@ def test_the_repl_says_in_one_line_how_to_give_the_text_and_goes_on(repl_session
     assert "no such file" in out.getvalue()
     session.submit("/copies min 0")
     assert "the shortest copied span must be" in out.getvalue()
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)  # nobody writes it: reading it would wait for ever; read twice, a pipe differs (found by the fuzz)
+    session.submit(f"/copies {pipe}")
+    assert "is a named pipe; the copy meter reads the training text more than once" in out.getvalue()
     lines = [line for line in out.getvalue().splitlines() if line.startswith("/copies")]
-    assert len(lines) == 3 and "Traceback" not in out.getvalue()
+    assert len(lines) == 4 and "Traceback" not in out.getvalue()
     session.submit("the will")  # the session goes on
     assert "bits/char" in out.getvalue().splitlines()[-1]
 
@@ -320,3 +325,27 @@ def test_the_meter_turns_itself_off_for_a_model_trained_on_another_text(tmp_path
     session.submit("the will")
     assert "copy meter off: this model records another training text" in out.getvalue()
     assert out.getvalue().count("copies: longest") == 1
+
+
+def test_a_text_that_changes_between_the_index_s_two_readings_is_one_line(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index reads its text twice (the alphabet, then the ids); a text that grew in between overflowed the ids
+    with numpy's broadcast error. Now it is the one-line 'changed while it was being indexed'."""
+    import textgen_core.copyindex as copyindex
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(corpus_text()[:2_000], encoding="utf-8")
+    readers: list[int] = []
+
+    class Growing(SourceReader):
+        def __iter__(self):
+            readers.append(1)
+            yield from super().__iter__()
+            if len(readers) > 1:
+                yield "and then some more text than before"
+
+    monkeypatch.setattr(copyindex, "SourceReader", Growing)
+    found = training_text([], False, [corpus])
+    with pytest.raises(TextgenError, match="changed while it was being indexed"):
+        index_for(found.paths, found.hashes, False)

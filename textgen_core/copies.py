@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ import numpy as np
 from .copyindex import CopyIndex
 from .corpus import Source
 from .errors import TextgenError
-from .paths import user_path
+from .paths import kind_of, user_path
 
 
 class CopyTracker:
@@ -223,6 +224,12 @@ def _existing(text: str | os.PathLike) -> Path:
         raise TextgenError(f"{path}: no such file; give the text the model was trained on")
     if path.is_dir():
         raise TextgenError(f"{path}: is a folder; give the text files inside it")
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):  # a pipe or a device: read once, it would differ (or block) the next time
+        raise TextgenError(
+            f"{path}: is {kind_of(mode)}; the copy meter reads the training text more than once and keeps its index "
+            "by the file: give a file"
+        )
     return path
 
 

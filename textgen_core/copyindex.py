@@ -245,6 +245,8 @@ def _read_ids(paths: Sequence[str | os.PathLike], lowercase: bool) -> tuple[list
         reader = SourceReader(p, lowercase=lowercase)
         for piece in reader:
             cp = code_points(piece)
+            if done + len(cp) > len(ids) or cp.max(initial=0) >= len(table):
+                raise TextgenError(f"{p}: the file changed while it was being indexed; try again")
             ids[done : done + len(cp)] = table[cp]
             done += len(cp)
         if reader.source().sha256 != source.sha256:
