@@ -130,8 +130,9 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, what: str, detail: dict) -> None:
+        """Count a failure; its detail is kept (the first 200 of them), whatever was kept of recovered lines."""
         self.failures[what] += 1
-        if len(self.examples) < 20:
+        if sum("failure" in e for e in self.examples) < 200:
             self.examples.append({"failure": what, **detail})
 
     def to_dict(self) -> dict:

@@ -162,7 +162,7 @@ def session_case(work: Work, tally: Tally, j: int, lines: int, names: list[tuple
             if _recover(pty, marker * 1000):
                 with tally.lock:
                     tally.recovered += 1
-                    if len(tally.examples) < 20:
+                    if sum("needed Ctrl-C" in e for e in tally.examples) < 20:
                         tally.examples.append({"needed Ctrl-C": f"session {j} line {k}: {kind}", "line": repr(line)})
                 continue
             hung = True

@@ -356,3 +356,22 @@ def test_a_device_or_a_pipe_given_as_a_checkpoint_is_refused_without_reading_it(
     assert_one_line_error(proc, "is a named pipe, not a file")
     null = null_device(tmp_path)
     assert_one_line_error(run_cli("sample", "-c", str(null)), "is a character device, not a file")
+
+
+def test_a_text_output_never_replaces_a_model(repl_checkpoint: Path, tmp_path: Path) -> None:
+    """`/save` and `eval --jsonl` aimed at a checkpoint or a Keras .h5 (a slip of the name): one
+    line, and the model is as it was. The fuzz's `/save` over its own checkpoint had replaced it with a transcript,
+    and every session after failed to open it."""
+    model = write_random_checkpoint(tmp_path / "model.safetensors")
+    h5 = tmp_path / "keras.h5"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))
+    before = {p: p.read_bytes() for p in (model, h5)}
+    args = [*TEXTGEN, "repl", "-c", str(repl_checkpoint), "--len", "10", "--seed", "1"]
+    env = {**ENV, "XDG_STATE_HOME": str(tmp_path / "state")}
+    for path, kind in ((model, "a safetensors checkpoint"), (h5, "a Keras .h5 model")):
+        proc = subprocess.run(args, input=SAVE_LINES.format(path), capture_output=True, text=True, env=env)
+        assert proc.returncode == 0 and f"/save: {path}: is {kind}; textgen writes text here" in proc.stdout
+        text = tmp_path / "text.txt"
+        text.write_text(make_text(300), encoding="utf-8")
+        assert_one_line_error(run_cli("eval", "-c", str(repl_checkpoint), str(text), "--jsonl", str(path)), kind)
+    assert {p: p.read_bytes() for p in (model, h5)} == before

@@ -115,12 +115,29 @@ def target(path: str | os.PathLike, *, binary: bool = False) -> Output:
     except OSError as e:
         raise write_error(named, e) from None
     if stat.S_ISREG(st.st_mode):
+        if not binary:
+            _refuse_a_model(named, st.st_size)
         return Output(named, "file", Path(os.path.realpath(named)), binary=binary)
     if stat.S_ISDIR(st.st_mode):
         raise TextgenError(f"{named}: is a folder; give a file name")
     if stat.S_ISSOCK(st.st_mode):
         raise TextgenError(f"{named}: is a socket, which textgen cannot write into; give a file name")
     return Output(named, "stream", binary=binary)
+
+
+def _refuse_a_model(path: Path, size: int) -> None:
+    """A text output (a transcript, JSONL, a report) never replaces a model: `/save model.safetensors` typed for
+    `/save model.txt` would lose a checkpoint someone trained. Told by the first bytes: a safetensors header (its
+    length, then "{") or HDF5's signature (a Keras .h5)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return  # the write itself will say why it cannot
+    safetensors = len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") < size
+    if safetensors or head[:8] == b"\x89HDF\r\n\x1a\n":
+        kind = "a safetensors checkpoint" if safetensors else "a Keras .h5 model"
+        raise TextgenError(f"{path}: is {kind}; textgen writes text here and will not replace it: give another name")
 
 
 def _new_file(path: Path, binary: bool) -> Output:
