@@ -288,16 +288,14 @@ def read_keras(path: str | os.PathLike) -> KerasModel:
     return model
 
 
-#: What a damaged config or weight raises while it is checked or converted (a setting of the wrong type, an array
-#: of the wrong shape), where a sound file has nothing to refuse.
+#: What a damaged config or weight (a value of the wrong type or shape) raises where a sound file has nothing to refuse.
 _DAMAGE = (AttributeError, TypeError, KeyError, IndexError, ValueError)
 
 
 def _unreadable(path: Path, e: Exception) -> TextgenError:
+    reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
     if isinstance(e, KeyError):  # str() of a KeyError is the bare key
-        reason = f"no {str(e)[:80]} where one is needed"
-    else:
-        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        reason = f"no {reason[:80]} where one is needed"
     return TextgenError(f"{path}: not a readable Keras model ({reason})")
 
 
