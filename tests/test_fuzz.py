@@ -74,6 +74,24 @@ def test_ctrl_c_in_a_history_search_gives_the_prompt_back(terminal: Terminal) ->
     term.wait_for("T 0.7 │")
 
 
+def _small_keras_model(tmp_path: Path, recurrent: str, saved_as: str) -> tuple[Path, Path]:
+    """A corpus and a small Keras model over its characters (`recurrent` layer, then a softmax Dense), saved as
+    `saved_as` in `tmp_path`: what a damaged file is made from."""
+    import os
+
+    pytest.importorskip("h5py")
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat\n" * 3, encoding="utf-8")
+    v = len(set(corpus.read_text()))
+    layer = getattr(keras.layers, recurrent)(4, name=recurrent.lower().replace("simplernn", "simple_rnn"))
+    model = keras.Sequential([keras.Input((5, v)), layer, keras.layers.Dense(v, activation="softmax", name="dense")])
+    path = tmp_path / saved_as
+    model.save(path)
+    return corpus, path
+
+
 @pytest.mark.parametrize(
     ("layer", "weight", "needles"),
     [
@@ -85,25 +103,9 @@ def test_ctrl_c_in_a_history_search_gives_the_prompt_back(terminal: Terminal) ->
 )
 def test_a_keras_weight_of_the_wrong_shape_is_one_line(tmp_path: Path, layer: str, weight: str, needles) -> None:
     """A weight stored in the wrong shape (a damaged .h5) ended in a traceback while it was unpacked."""
-    import os
-
-    pytest.importorskip("h5py")
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
+    corpus, path = _small_keras_model(tmp_path, "SimpleRNN", "damaged.h5")
     import h5py
 
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("the cat sat on the mat\n" * 3, encoding="utf-8")
-    v = len(set(corpus.read_text()))
-    model = keras.Sequential(
-        [
-            keras.Input((5, v)),
-            keras.layers.SimpleRNN(4, name="simple_rnn"),
-            keras.layers.Dense(v, activation="softmax", name="dense"),
-        ]
-    )
-    path = tmp_path / "damaged.h5"
-    model.save(path)
     with h5py.File(path, "r+") as f:
         found: list[str] = []
         f.visititems(
@@ -123,19 +125,9 @@ def test_a_keras_layer_without_its_config_is_one_line(tmp_path: Path) -> None:
     """A `.keras` whose config.json lists a layer without its "config" ended in a KeyError traceback while the
     layers were gathered (found by the fuzz, seed 7)."""
     import json
-    import os
     import zipfile
 
-    pytest.importorskip("h5py")
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("the cat sat on the mat\n" * 3, encoding="utf-8")
-    v = len(set(corpus.read_text()))
-    model = keras.Sequential([keras.Input((5, v)), keras.layers.GRU(4), keras.layers.Dense(v, activation="softmax")])
-    saved = tmp_path / "sound.keras"
-    model.save(saved)
+    corpus, saved = _small_keras_model(tmp_path, "GRU", "sound.keras")
     damaged = tmp_path / "damaged.keras"
     with zipfile.ZipFile(saved) as src, zipfile.ZipFile(damaged, "w") as dst:
         for item in src.infolist():
