@@ -11,7 +11,7 @@ from rich.text import Text
 
 from textgen_core.config import ModelConfig
 
-from .safe import flat
+from .safe import flat, shown_char
 
 #: Regularisers shown only when a model was trained with them (both are off by default).
 REGULARISERS = (("embed_dropout", "embedding dropout"), ("weight_drop", "weight drop"))
@@ -30,10 +30,7 @@ def table(info: dict) -> str:
             + "".join(f", {label} {cfg[key]}" for key, label in REGULARISERS if cfg[key])
             + f", {info['params']:,} parameters",
         ),
-        (
-            "vocabulary",
-            f"{info['vocab_size']} characters{' (lower-case)' if info['lowercase'] else ''}: {info['vocab']}",
-        ),
+        ("vocabulary", vocabulary(info)),
         ("corpus", corpus(info, sha=True) or "—"),
     ]
     if info["origin"] is not None:
@@ -57,6 +54,21 @@ def table(info: dict) -> str:
     return "\n".join(f"{k:>12}  {flat(v)}" for k, v in rows)
 
 
+#: How many of a word or word-piece vocabulary's longer tokens `info` lists.
+SHOWN_TOKENS = 12
+
+
+def vocabulary(info: dict) -> str:
+    """The vocabulary row: its size and kind, then its characters, or a word or word-piece model's first longer
+    tokens (its most frequent words, its first merges)."""
+    case = " (lower-case)" if info["lowercase"] else ""
+    if isinstance(info["vocab"], str):
+        return f"{info['vocab_size']} characters{case}: {info['vocab']}"
+    longer = [shown_char(t) for t in info["vocab"] if len(t) > 1]
+    more = ", …" if len(longer) > SHOWN_TOKENS else ""
+    return f"{info['vocab_label']}{case}: {', '.join(longer[:SHOWN_TOKENS])}{more}"
+
+
 def summary(info: dict) -> list[str]:
     """The banner's parts after the name: the model's size, what it was trained on, its val bits/char."""
     trained_on = corpus(info, sha=False) or "an unrecorded corpus"
@@ -65,7 +77,8 @@ def summary(info: dict) -> list[str]:
     if info["origin"] is not None:
         where = f"imported from {flat(origin(info['origin']))}"
     window = [] if info["window"] is None else [f"window {info['window']}"]
-    return [ModelConfig.from_dict(info["config"]).describe(), where, *window, bpc]
+    tokens = [] if info["tokens"] == "char" else [info["vocab_label"]]
+    return [ModelConfig.from_dict(info["config"]).describe(), *tokens, where, *window, bpc]
 
 
 def hardware(info: dict) -> str:

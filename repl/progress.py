@@ -51,7 +51,7 @@ class RichReporter(Reporter):
         resumed = f", resuming at step {run.step}" if run.step else ""
         procs = f" × {run.world.size} processes" if run.world.size > 1 else ""
         self.console.print(
-            f"[bold]textgen train[/]: {run.model_config.describe()}, vocab {len(run.corpus.vocab)}, "
+            f"[bold]textgen train[/]: {run.model_config.describe()}, vocab {run.vocab.describe()}, "
             f"{len(run.corpus.tokens):,} chars ({', '.join(s.name for s in run.corpus.sources)}), "
             f"{run.device.type} {run.precision}, batch {c.batch_size}×{c.seq_len}{procs}, budget {budget}{resumed}"
         )

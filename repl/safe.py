@@ -37,8 +37,9 @@ def flat(text: str) -> str:
 
 
 def shown_char(ch: str) -> str:
-    """One character as a table cell or list item: like `flat`, and a space shown as ␠ (alone, it is invisible)."""
-    return "␠" if ch == " " else flat(ch)
+    """One character or token as a table cell or list item: like `flat`, and spaces shown as ␠ (alone, or
+    leading a word, they are invisible)."""
+    return flat(ch).replace(" ", "␠")
 
 
 _JSON_TABLE = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}

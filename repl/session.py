@@ -333,7 +333,7 @@ class Session:
         elapsed = time.perf_counter() - start
         if stopped:
             self.note("stopped (Ctrl-C)")
-        self.print(stats_line(len(turn.tokens), elapsed, bits(turn.tokens), self.describe_settings()))
+        self.print(stats_line(chars(turn.tokens), elapsed, bits(turn.tokens), self.describe_settings()))
         finished(self, turn.tokens)
 
     def stream(self, lead: str, tokens: Iterable[Token], turn: Turn, *, seed: bool) -> bool:
@@ -379,7 +379,12 @@ def bits(tokens: list[Token]) -> float:
     """Bits/char of generated text under the model at temperature 1 (how surprising it is to the model)."""
     if not tokens:
         return math.nan
-    return -sum(math.log2(max(t.prob, 1e-300)) for t in tokens) / len(tokens)
+    return -sum(math.log2(max(t.prob, 1e-300)) for t in tokens) / chars(tokens)
+
+
+def chars(tokens: list[Token]) -> int:
+    """The characters `tokens` hold (their number, for a character model)."""
+    return sum(len(t.char) for t in tokens)
 
 
 def window_part(session: Session) -> str:

@@ -114,7 +114,7 @@ def test_a_keras_file_opens_directly_where_a_checkpoint_goes(book, tmp_path):
     direct = json.loads(run_cli("eval", "-c", str(book["dir"] / "book.keras"), corpus, "--json", *vocab).stdout)
     assert direct["bpc"] == pytest.approx(imported["bpc"], abs=1e-9) and direct["window"] == WINDOW
     chars = tmp_path / "chars.txt"
-    chars.write_text("".join(book["vocab"].chars), encoding="utf-8")
+    chars.write_text("".join(book["vocab"].tokens), encoding="utf-8")
     args = ["-c", str(book["dir"] / "book.h5"), "--chars", str(chars), "--lowercase"]
     sample = run_cli("sample", *args, "--prompt", "The cat ", "--len", "30", "--seed", "1")
     assert sample.returncode == 0, sample.stderr

@@ -212,11 +212,11 @@ def test_checkpoints_without_the_new_fields_still_load():
 def test_vocabulary_from_a_corpus_is_the_books_rule_and_from_chars_keeps_their_order(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("Hello, World\r\n")
-    assert keras_vocabulary(corpus=corpus, lowercase=True).chars == sorted(set("hello, world\n"))
-    assert keras_vocabulary(corpus=corpus).chars == sorted(set("Hello, World\n"))
+    assert keras_vocabulary(corpus=corpus, lowercase=True).tokens == sorted(set("hello, world\n"))
+    assert keras_vocabulary(corpus=corpus).tokens == sorted(set("Hello, World\n"))
     chars = tmp_path / "chars.txt"
     chars.write_text("zy\nx\n")  # the final newline ends the file's line; the first is a character
-    assert keras_vocabulary(chars=chars).chars == ["z", "y", "\n", "x"]
+    assert keras_vocabulary(chars=chars).tokens == ["z", "y", "\n", "x"]
 
 
 def _one_line_error(fn, *args, **kwargs) -> str:
@@ -236,7 +236,7 @@ def test_errors_are_one_line_each(made, tmp_path):
     assert "backwards" in _one_line_error(read_keras, files["backwards"]["keras"])
     assert "Bidirectional" in _one_line_error(read_keras, files["bidirectional"]["keras"])
     assert "vocabulary" in _one_line_error(keras_vocabulary)
-    small = Vocabulary(vocab.chars[:-1])
+    small = Vocabulary(vocab.tokens[:-1])
     message = _one_line_error(load_keras, files["sigmoid"]["keras"], small)
     assert f"predicts {len(vocab)} characters" in message and f"has {len(small)}" in message
     damaged = tmp_path / "damaged.keras"

@@ -11,7 +11,7 @@ from textgen_core.vocab import Vocabulary, describe_unknown
 
 def test_vocabulary_is_sorted_distinct_and_round_trips():
     v = Vocabulary.from_text("hello, world\n")
-    assert v.chars == sorted(set("hello, world\n"))
+    assert v.tokens == sorted(set("hello, world\n"))
     enc = v.encode("hello world")
     assert v.decode(enc.ids) == "hello world"
     assert enc.unknown == {}

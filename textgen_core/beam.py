@@ -87,7 +87,8 @@ class BeamResult:
     @property
     def bpc(self) -> float:
         """Bits per character (NaN for an empty result)."""
-        return self.total_bits / len(self.tokens) if self.tokens else float("nan")
+        chars = sum(len(t.char) for t in self.tokens)
+        return self.total_bits / chars if self.tokens else float("nan")
 
 
 class BeamSearch:
@@ -122,7 +123,10 @@ class BeamSearch:
         self._parents: list[np.ndarray] = []
         self._tokens: list[list[Token]] = []
         self.no_repeat = no_repeat
-        self._texts = [""]  # each beam's text, kept only to refuse repeated n-grams
+        # Each beam's token ids as a string (chr(id) per token), kept only to refuse repeated n-grams of tokens
+        # (of characters, for a character model) with str.find's speed.
+        self._texts = [""]
+        self._chars = np.zeros(1, np.int64)  # (B,): each beam's length in characters
 
     @classmethod
     def from_generator(cls, gen: Generator, width: int, length: int, **kwargs: int) -> BeamSearch:
@@ -131,7 +135,9 @@ class BeamSearch:
 
     @property
     def position(self) -> int:
-        return len(self._parents)
+        """Characters of the best beam so far (a word or word-piece search ends on the first token boundary at or
+        past `length`)."""
+        return int(self._chars[0])
 
     def __iter__(self) -> Iterator[BeamProgress]:
         while self.position < self.length:
@@ -157,7 +163,8 @@ class BeamSearch:
         self._parents.append(parents)
         self._scores = candidates[order]
         if self.no_repeat is not None:
-            self._texts = [self._texts[p] + self.vocab.chars[i] for p, i in zip(parents, ids, strict=True)]
+            self._texts = [self._texts[p] + chr(i) for p, i in zip(parents, ids, strict=True)]
+        self._chars = self._chars[parents] + self.vocab.lengths[ids]
         # np.take returns fresh C-ordered arrays: the step updates the gathered states in place.
         self._state = LSTMState(np.take(self._state.h, parents, axis=1), np.take(self._state.c, parents, axis=1))
         self._logits, _ = self.model.step(ids, self._state)
@@ -173,7 +180,7 @@ class BeamSearch:
             banned = set()
             at = text.find(tail)
             while 0 <= at < len(text) - n + 1:
-                banned.add(self.vocab.index(text[at + n - 1]))
+                banned.add(ord(text[at + n - 1]))
                 at = text.find(tail, at + 1)
             if len(banned) < logp.shape[1]:
                 masked[row, sorted(banned)] = -np.inf
@@ -190,7 +197,7 @@ class BeamSearch:
         state = GeneratorState(
             LSTMState(self._state.h[:, :1].copy(), self._state.c[:, :1].copy()), self._logits[:1].copy()
         )
-        return BeamResult(self.width, tokens, float(-self._scores[0] / LN2), state, self.position == self.length)
+        return BeamResult(self.width, tokens, float(-self._scores[0] / LN2), state, self.position >= self.length)
 
 
 def beam_search(

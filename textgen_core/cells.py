@@ -125,8 +125,14 @@ def trace_cells(
             f"the text is too short: {len(ids)} characters the model knows; cells need at least {MIN_CHARS}"
         )
     rows = np.arange(model.layers * model.hidden)
-    values = _run(model, vocab, ids, rows, streams, burn_in)
+    values = _per_char(vocab, ids, _run(model, vocab, ids, rows, streams, burn_in))
     return CellTrace(vocab.decode(ids), values, model.layers, model.hidden, unknown, usable)
+
+
+def _per_char(vocab: Vocabulary, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Values per token as values per character: a word or word piece is read in one step, so each of its
+    characters gets the value after the whole token (features, excerpts and colours stay per character)."""
+    return values if vocab.is_chars else np.repeat(values, vocab.lengths[ids], axis=0)
 
 
 def cell_values(
@@ -145,7 +151,7 @@ def cell_values(
     ids, _ = _encode(model, vocab, text, lowercase)
     ids = ids[:max_chars]
     row = np.array([layer * model.hidden + index])
-    return vocab.decode(ids), _run(model, vocab, ids, row, 1, 0)[:, 0]
+    return vocab.decode(ids), _per_char(vocab, ids, _run(model, vocab, ids, row, 1, 0)[:, 0])
 
 
 def continuation_values(
@@ -164,7 +170,7 @@ def continuation_values(
     for t in range(len(ids)):
         model.step(ids[t : t + 1], state)
         out[t] = model.readout(state, (row, 0))
-    return out
+    return _per_char(vocab, ids, out)
 
 
 class CellTracker:

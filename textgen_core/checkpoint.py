@@ -30,16 +30,18 @@ if TYPE_CHECKING:
     from .atomic import Output
 
 FORMAT = "textgen-checkpoint"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: Version 2 added a recurrent activation other than the sigmoid (imported Keras models), version 3 cells other than
-#: the LSTM. A checkpoint is written with the lowest version that can hold it, so an LSTM with sigmoid gates is
-#: still version 1 and older textgens keep reading it, while one they would run wrongly (or fail to find the
-#: weights of) carries a version they refuse with "upgrade textgen".
+#: the LSTM, version 4 tokens other than characters (`tokens`). A checkpoint is written with the lowest version that
+#: can hold it, so an LSTM with sigmoid gates is still version 1 and older textgens keep reading it, while one they
+#: would run wrongly (or fail to find the weights of) carries a version they refuse with "upgrade textgen".
 _PLAIN_VERSION = 1
 
 
-def format_version(config: ModelConfig) -> int:
-    """The lowest format version that holds `config` (see `FORMAT_VERSION`)."""
+def format_version(config: ModelConfig, vocab: Vocabulary) -> int:
+    """The lowest format version that holds `config` and `vocab` (see `FORMAT_VERSION`)."""
+    if not vocab.is_chars:
+        return 4
     if config.cell != "lstm":
         return 3
     return 2 if config.recurrent_activation != "sigmoid" else _PLAIN_VERSION
@@ -124,9 +126,10 @@ class CheckpointMeta:
         return json.dumps(
             {
                 "format": FORMAT,
-                "version": format_version(self.config),
+                "version": format_version(self.config, self.vocab),
                 "config": self.config.to_dict(),
-                "vocab": self.vocab.chars,
+                "vocab": self.vocab.tokens,
+                **({"tokens": self.vocab.meta()} if not self.vocab.is_chars else {}),
                 "lowercase": self.lowercase,
                 "corpus": [s.to_dict() for s in self.corpus],
                 "step": self.step,
@@ -153,17 +156,22 @@ class CheckpointMeta:
             raise NewerFormat(f"format version {d.get('version')!r} is not supported by this textgen")
         config = ModelConfig.from_dict(d.get("config"))
         chars = d.get("vocab")
-        if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
-            raise ValueError("vocabulary is not a list of single characters")
-        if any("\ud800" <= c <= "\udfff" for c in chars):  # JSON can spell them; no terminal can print them
-            raise ValueError("vocabulary contains lone surrogates, which are not characters")
-        if len(set(chars)) != len(chars):
-            raise ValueError("vocabulary has repeated characters")
-        bad = [c for c in chars if is_forbidden_control(c)]
-        if bad:
-            raise ValueError(f"vocabulary contains terminal control characters ({', '.join(map(repr, bad[:4]))})")
-        if len(chars) != config.vocab_size:
-            raise ValueError(f"vocabulary has {len(chars)} characters but config says {config.vocab_size}")
+        if "tokens" in d:
+            vocab = _token_vocabulary(chars, d["tokens"])
+        else:
+            if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
+                raise ValueError("vocabulary is not a list of single characters")
+            if any("\ud800" <= c <= "\udfff" for c in chars):  # JSON can spell them; no terminal can print them
+                raise ValueError("vocabulary contains lone surrogates, which are not characters")
+            if len(set(chars)) != len(chars):
+                raise ValueError("vocabulary has repeated characters")
+            bad = [c for c in chars if is_forbidden_control(c)]
+            if bad:
+                raise ValueError(f"vocabulary contains terminal control characters ({', '.join(map(repr, bad[:4]))})")
+            vocab = Vocabulary(chars)
+        if len(vocab) != config.vocab_size:
+            unit = "characters" if vocab.is_chars else "tokens"
+            raise ValueError(f"vocabulary has {len(vocab)} {unit} but config says {config.vocab_size}")
         lowercase = d.get("lowercase", False)
         step = d.get("step", 0)
         if not isinstance(lowercase, bool) or type(step) is not int or step < 0:
@@ -187,7 +195,7 @@ class CheckpointMeta:
             raise ValueError("corpus record is malformed") from None
         return cls(
             config=config,
-            vocab=Vocabulary(chars),
+            vocab=vocab,
             lowercase=lowercase,
             corpus=sources,
             step=step,
@@ -198,6 +206,15 @@ class CheckpointMeta:
             window=window,
             origin=origin,
         )
+
+
+def _token_vocabulary(tokens: object, meta: object) -> Vocabulary:
+    """A word or word-piece vocabulary from a checkpoint's metadata; the token kinds' module (and SentencePiece)
+    is imported only for such a checkpoint, so opening a character model costs neither."""
+    from .tokens import check_tokens, from_meta
+
+    check_tokens(tokens)
+    return from_meta(tokens, meta)  # type: ignore[arg-type]
 
 
 @dataclass

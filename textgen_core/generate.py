@@ -57,12 +57,15 @@ class Token:
     top-k, top-p). `alternatives` holds the model's most probable characters with their probabilities, when asked.
     """
 
+    #: The token's text: one character for a character model, one or more for words and word pieces.
     char: str
     index: int
     prob: float
     sampled_prob: float
     entropy: float
     alternatives: tuple[tuple[str, float], ...] = ()
+    #: The record's name for the text (`record_key`): "char" for a character model, "token" otherwise.
+    key: str = "char"
 
     def record(self, temperature: float, **context: object) -> dict[str, object]:
         """This character as one JSON object, the record that `textgen sample --jsonl` and the REPL's JSONL
@@ -72,6 +75,7 @@ class Token:
             self.char,
             self.index,
             self.prob,
+            key=self.key,
             sampled_prob=self.sampled_prob,
             entropy=self.entropy,
             temperature=temperature,
@@ -79,11 +83,17 @@ class Token:
         )
 
 
-def char_record(char: str, index: int, prob: float, **fields: object) -> dict[str, object]:
-    """One character as a JSON object: the fields every per-character record starts with, so that a script reads
+def char_record(char: str, index: int, prob: float, *, key: str = "char", **fields: object) -> dict[str, object]:
+    """One token as a JSON object: the fields every per-token record starts with, so that a script reads
     `textgen sample --jsonl`, the REPL's transcript and `textgen eval --jsonl` with the same field names; `fields`
-    adds what each one knows besides (the sampling's probability, the scored character's bits)."""
-    return {"char": char, "index": index, "prob": prob, **fields}
+    adds what each one knows besides (the sampling's probability, the scored token's bits). `key` names the
+    text (`record_key`): a character model's records keep their "char" field."""
+    return {key: char, "index": index, "prob": prob, **fields}
+
+
+def record_key(vocab: Vocabulary) -> str:
+    """What a per-token record calls its text: "char" for a character model, "token" for words and pieces."""
+    return "char" if vocab.is_chars else "token"
 
 
 @dataclass(frozen=True)
@@ -152,7 +162,7 @@ def encode_seed(
     if len(ids) or not fallback:
         return PrimeResult(ids, vocab.decode(ids), unknown, skipped=skipped)
     start = start_id(model, vocab)
-    return PrimeResult(np.array([start]), vocab.chars[start], unknown, started_empty=True)
+    return PrimeResult(np.array([start]), vocab.tokens[start], unknown, started_empty=True)
 
 
 def feed(model: NumpyLSTM, ids: np.ndarray, state: LSTMState, progress: Progress | None = None) -> np.ndarray:
@@ -182,11 +192,12 @@ def describe_tokens(
     model_p = probs[rows, ids]
     sampled_p = np.ones(len(ids)) if dist is None else dist[rows, ids]
     alts: list[tuple[tuple[str, float], ...]] = [()] * len(ids)
+    key = record_key(vocab)
     if alternatives > 0:
         top = np.argsort(-probs, axis=-1, kind="stable")[:, :alternatives]
-        alts = [tuple((vocab.chars[j], float(probs[r, j])) for j in top[r]) for r in rows]
+        alts = [tuple((vocab.tokens[j], float(probs[r, j])) for j in top[r]) for r in rows]
     return [
-        Token(vocab.chars[i], int(i), float(model_p[r]), float(sampled_p[r]), float(entropy[r]), alts[r])
+        Token(vocab.tokens[i], int(i), float(model_p[r]), float(sampled_p[r]), float(entropy[r]), alts[r], key)
         for r, i in enumerate(ids)
     ]
 
@@ -286,20 +297,34 @@ class Generator:
             self._state, self._recent, self._logits = state, recent, logits
         return seed
 
+    def feed_ids(self, ids: np.ndarray) -> None:
+        """Feed token ids on top of the current state, as if they had been drawn: a branch rebuilt from its own
+        tokens (`steer.rebuild`), where encoding its text again could cut it into other tokens."""
+        if not len(ids):
+            return
+        if self.window is not None:
+            self._slide(ids)
+        else:
+            self._logits = feed(self.model, ids, self._state)
+
     def _slide(self, ids: np.ndarray) -> None:
         """Windowed: append `ids` to the window and predict the next character from it, from a zero state."""
         self._recent = np.concatenate([self._recent, ids])[-self.window :]
         self._logits = self.model.window_logits(self._recent[None])
 
     def stream(self, n: int, alternatives: int = 0) -> Iterator[Token]:
-        """Yield `n` characters, each fed back before it is yielded (so stopping early leaves a consistent
-        state that a later `stream` continues). `alternatives` > 0 attaches the model's top characters."""
-        for _ in range(n):
+        """Yield tokens until they hold `n` characters (`n` tokens for a character model; a word or word-piece
+        run ends on the first token boundary at or past `n` characters), each fed back before it is yielded (so
+        stopping early leaves a consistent state that a later `stream` continues). `alternatives` > 0 attaches
+        the model's top tokens."""
+        made = 0
+        while made < n:
             (token,), ids = _draw_tokens(self._logits, [self.settings], [self.rng], self.vocab, alternatives)
             if self.window is None:
                 self._logits, _ = self.model.step(ids, self._state)
             else:
                 self._slide(ids)
+            made += len(token.char)
             yield token
 
     @property
@@ -330,9 +355,11 @@ def sample_many(
     alternatives: int = 0,
     window: int | None = None,
     progress: Progress | None = None,
-) -> Iterator[list[Token]]:
+) -> Iterator[list[Token | None]]:
     """Continue one prompt under several settings at once: primes once, then draws ``len(settings)`` streams in
-    one batched pass, yielding one list of tokens (one per setting) per position.
+    one batched pass, yielding one list of tokens (one per setting) per position, until every stream holds
+    `length` characters. A stream that has its characters (a word or word-piece model's streams end at different
+    positions, each on the first token boundary at or past `length`) gives None at the positions after.
 
     Stream i draws from ``rng.spawn(len(settings))[i]``, so it equals a `Generator` primed with the same prompt
     whose `rng` is that child, up to float rounding between batched and single-stream products. The prompt is
@@ -343,24 +370,28 @@ def sample_many(
     check_window(window)
     seed = encode_seed(model, vocab, prompt, lowercase)
     rngs = rng.spawn(len(settings))
+    made = np.zeros(len(settings), np.int64)
+    if length < 1:
+        return
     if window is not None:
         recent = np.repeat(seed.ids[None, -window:], len(settings), axis=0)
         logits = model.window_logits(recent)
-        for n in range(length):
-            tokens, ids = _draw_tokens(logits, settings, rngs, vocab, alternatives)
-            yield tokens
-            if n + 1 < length:  # the last character needs no prediction after it
-                recent = np.concatenate([recent, ids[:, None]], axis=1)[:, -window:]
-                logits = model.window_logits(recent)
-        return
-    state = model.initial_state(1)
-    logits = feed(model, seed.ids, state, progress)
-    state = state.repeat(len(settings))
-    logits = np.repeat(logits, len(settings), axis=0)
-    for n in range(length):
+    else:
+        state = model.initial_state(1)
+        logits = feed(model, seed.ids, state, progress)
+        state = state.repeat(len(settings))
+        logits = np.repeat(logits, len(settings), axis=0)
+    while True:
         tokens, ids = _draw_tokens(logits, settings, rngs, vocab, alternatives)
-        yield tokens
-        if n + 1 < length:
+        live = made < length
+        made += np.where(live, vocab.lengths[ids], 0)
+        yield [t if on else None for t, on in zip(tokens, live, strict=True)]
+        if (made >= length).all():  # the last token needs no prediction after it
+            return
+        if window is not None:
+            recent = np.concatenate([recent, ids[:, None]], axis=1)[:, -window:]
+            logits = model.window_logits(recent)
+        else:
             logits, _ = model.step(ids, state)
 
 

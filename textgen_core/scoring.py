@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .generate import SCORE_CHUNK, Progress, char_record, check_window, encode_text, start_id
+from .generate import SCORE_CHUNK, Progress, char_record, check_window, encode_text, record_key, start_id
 from .sampling import LN2, log_softmax
 
 if TYPE_CHECKING:
@@ -46,11 +46,13 @@ SCORE_TOLERANCE = 0.002
 
 @dataclass(frozen=True)
 class ScoreResult:
-    """The model's probability of each character of a text given everything before it.
+    """The model's probability of each token of a text given everything before it.
 
-    `text` is what was scored (lower-cased for a lower-case model, unknown characters removed), `probs` its
-    per-character probabilities, `bits` each character's −log2 p (from log-probabilities, so it stays finite
-    where a probability underflows), `total_bits` their sum, `unknown` the characters skipped.
+    `text` is what was scored (lower-cased for a lower-case model, unknown characters removed), `pieces` its
+    tokens' texts (its characters for a character model; they concatenate to `text`), `probs` each token's
+    probability, `bits` each token's −log2 p (from log-probabilities, so it stays finite where a probability
+    underflows), `total_bits` their sum, `unknown` the characters skipped. Bits per character divide by the
+    characters, whatever the token kind, so models of different kinds compare.
     """
 
     text: str
@@ -58,21 +60,50 @@ class ScoreResult:
     bits: np.ndarray
     total_bits: float
     unknown: dict[str, int] = field(default_factory=dict)
+    pieces: tuple[str, ...] = ()
+    #: What a record calls a token's text (`generate.record_key`).
+    key: str = "char"
+
+    def __post_init__(self) -> None:
+        if not self.pieces:
+            object.__setattr__(self, "pieces", tuple(self.text))
 
     def records(self) -> Iterator[dict[str, object]]:
-        """One JSON-ready record per scored character (`char_record` plus its `bits`): `index` is the position in
-        `text`, and the records' bits add up to `total_bits` (up to float summation order)."""
-        for i, (char, prob, bits) in enumerate(zip(self.text, self.probs.tolist(), self.bits.tolist(), strict=True)):
-            yield char_record(char, i, prob, bits=bits)
+        """One JSON-ready record per scored token (`char_record` plus its `bits`): `index` is its position among
+        the tokens (a character's position in `text` for a character model), and the records' bits add up to
+        `total_bits` (up to float summation order)."""
+        for i, (piece, prob, bits) in enumerate(zip(self.pieces, self.probs.tolist(), self.bits.tolist(), strict=True)):
+            yield char_record(piece, i, prob, key=self.key, bits=bits)
 
     @property
     def chars(self) -> int:
+        return len(self.text)
+
+    @property
+    def tokens(self) -> int:
         return len(self.probs)
 
     @property
     def bpc(self) -> float:
         """Bits per character (NaN when nothing was scored)."""
         return self.total_bits / self.chars if self.chars else math.nan
+
+    def char_bits(self) -> np.ndarray:
+        """Bits per character of `text`: each token's bits shared evenly by its characters (a character model's
+        own bits), so that models of different token kinds line up on one text (`versus`)."""
+        if self.pieces == tuple(self.text):
+            return self.bits
+        lengths = np.array([len(p) for p in self.pieces], np.int64)
+        return np.repeat(self.bits / lengths, lengths)
+
+    @property
+    def bits_per_token(self) -> float:
+        return self.total_bits / self.tokens if self.tokens else math.nan
+
+    @property
+    def perplexity(self) -> float:
+        """Per token: 2 to the bits per token."""
+        return 2.0**self.bits_per_token if self.tokens else math.nan
 
     @property
     def unknown_count(self) -> int:
@@ -221,4 +252,6 @@ def score(
     else:
         logp = _score_parallel(model, inputs, targets, streams, SCORE_BURN_IN, progress)
     bits = -logp / LN2
-    return ScoreResult(vocab.decode(targets), np.exp(logp), bits, float(bits.sum()), enc.unknown)
+    pieces = () if vocab.is_chars else tuple(vocab.tokens[i] for i in targets)
+    key = record_key(vocab)
+    return ScoreResult(vocab.decode(targets), np.exp(logp), bits, float(bits.sum()), enc.unknown, pieces, key)

@@ -51,12 +51,14 @@ class Choice:
 
 
 def _char_index(gen: Generator, char: str) -> int:
-    """The vocabulary id of a typed character (lower-cased for a lower-case model), or TextgenError."""
-    if not isinstance(char, str) or len(char) != 1:
-        raise TextgenError(f"give one character, got {char!r}")
+    """The vocabulary id of a typed character, or of a token for a word or word-piece model (lower-cased for a
+    lower-case model), or TextgenError."""
+    unit = "character" if gen.vocab.is_chars else "token"
+    if not isinstance(char, str) or not char or (gen.vocab.is_chars and len(char) != 1):
+        raise TextgenError(f"give one {unit}, got {char!r}")
     index = gen.vocab.index(char.lower() if gen.lowercase else char)
     if index is None:
-        raise TextgenError(f"the model does not know the character {char!r}; pick one from its vocabulary")
+        raise TextgenError(f"the model does not know the {unit} {char!r}; pick one from its vocabulary")
     return index
 
 
@@ -90,6 +92,10 @@ class Stepper:
     def text(self) -> str:
         return "".join(t.char for t in self.tokens)
 
+    def prefix(self, n: int) -> str:
+        """The text of the branch's first `n` tokens (its first `n` characters for a character model)."""
+        return "".join(t.char for t in self.tokens[:n])
+
     def choices(self, n: int = DEFAULT_CHOICES) -> list[Choice]:
         """The model's `n` likeliest next characters among those the settings' top-k/top-p keep.
 
@@ -105,7 +111,7 @@ class Stepper:
         logp, probs = logp[0], probs[0]
         kept = distribution(logp, SamplingSettings(1.0, settings.top_k, settings.top_p)) if settings.greedy else dist
         order = [int(i) for i in np.argsort(-probs, kind="stable") if kept[i] > 0][:n]
-        return [Choice(k, self.gen.vocab.chars[i], i, float(probs[i]), float(dist[i])) for k, i in enumerate(order, 1)]
+        return [Choice(k, self.gen.vocab.tokens[i], i, float(probs[i]), float(dist[i])) for k, i in enumerate(order, 1)]
 
     def _push(self) -> None:
         self._undo.append(self.gen.get_state())
@@ -166,6 +172,10 @@ class Branch:
     def text(self) -> str:
         return "".join(t.char for t in self.tokens)
 
+    def prefix(self, n: int) -> str:
+        """The text of the branch's first `n` tokens (its first `n` characters for a character model)."""
+        return "".join(t.char for t in self.tokens[:n])
+
     @property
     def total_bits(self) -> float:
         """−log2 of the text's probability under the model (temperature 1) given the context."""
@@ -173,8 +183,8 @@ class Branch:
 
     @property
     def bpc(self) -> float:
-        """Bits per character (NaN when empty)."""
-        return self.total_bits / len(self.tokens) if self.tokens else float("nan")
+        """Bits per character (NaN when empty), whatever the token kind."""
+        return self.total_bits / len(self.text) if self.tokens else float("nan")
 
 
 def rng_snapshot(rng: np.random.Generator) -> dict[str, Any]:
@@ -281,12 +291,15 @@ def rebuild(gen: Generator, branch: Branch, before: int) -> None:
     pass and the last is stepped, making the pending prediction bit-identical to the one the text was drawn from.
     """
     if not 0 <= before <= len(branch.tokens):
-        raise ValueError(f"position {before} outside a branch of {len(branch.tokens)} characters")
-    prefix = branch.context + branch.text[:before]
+        raise ValueError(f"position {before} outside a branch of {len(branch.tokens)} tokens")
     if before == 0:
-        gen.prime(prefix)  # as the branch itself was primed
+        gen.prime(branch.context)  # as the branch itself was primed
         return
-    gen.prime(prefix[:-1])  # never empty: the context holds at least the start character
+    if gen.vocab.is_chars:
+        gen.prime((branch.context + branch.prefix(before))[:-1])  # never empty: the context has the start character
+    else:  # the branch's own tokens, not the text encoded again, which could cut it into other tokens
+        gen.prime(branch.context)
+        gen.feed_ids(np.array([t.index for t in branch.tokens[: before - 1]], np.int64))
     _force(gen, branch.tokens[before - 1].index, 0)
 
 
@@ -361,7 +374,7 @@ class Fork:
             if tokens:
                 p = self.parent
                 self.branch = self.tree.add(
-                    p.context + p.text[: self.number - 1],
+                    p.context + p.prefix(self.number - 1),
                     tokens,
                     "fork",
                     label=f"{p.id}@{self.number}",

@@ -143,7 +143,7 @@ def build_token_file(
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "count": count,
-            "vocab": vocab.chars,
+            "vocab": vocab.tokens,
             "sources": [s.to_dict() for s in sources],
             "encoding": encoding,
             "lowercase": lowercase,

@@ -65,14 +65,15 @@ def score_on(scorer: Scorer, text: str, *, exact: bool = False, progress: Progre
     """Score `text` with one model and lay the result onto the text's positions."""
     seen = view(text, scorer.lowercase)
     result = score(scorer.model, scorer.vocab, seen, exact=exact, window=scorer.window, progress=progress)
-    table = np.zeros(max([ord(c) for c in scorer.vocab.chars], default=0) + 1, bool)
-    table[[ord(c) for c in scorer.vocab.chars]] = True
+    chars = sorted(c for c in set(seen) if scorer.vocab.knows(c))
+    table = np.zeros(max([ord(c) for c in chars], default=0) + 1, bool)
+    table[[ord(c) for c in chars]] = True
     points = code_points(seen).astype(np.int64)
     known = np.zeros(len(points), bool)
     inside = points < len(table)
     known[inside] = table[points[inside]]
     bits = np.full(len(text), math.nan)
-    bits[np.flatnonzero(known)] = result.bits
+    bits[np.flatnonzero(known)] = result.char_bits()
     return Scored(result, bits)
 
 

@@ -1,4 +1,13 @@
-"""Character vocabulary: the sorted distinct characters of a corpus, stored with every checkpoint."""
+"""The vocabulary: the seam between text and token ids that training, the token file, the checkpoint, inference,
+scoring and every REPL command go through.
+
+`Vocabulary` is the character vocabulary (the sorted distinct characters of a corpus), textgen's default and the
+base of the interface: ``tokens`` (each id's text), ``encode`` (text → ids and the unknown characters skipped),
+``decode``, ``lengths`` (characters per token), ``kind`` and ``meta`` (what a checkpoint stores besides the
+token list). Word and word-piece vocabularies (`textgen_core.tokens`) implement the same interface with tokens
+of one or more characters; every single character of their training text is a token too, so encoding never
+hides text behind an unknown token.
+"""
 
 from __future__ import annotations
 
@@ -37,13 +46,17 @@ class Encoded:
 class Vocabulary:
     """Maps characters to ids and back. Ids follow the sorted order of the characters."""
 
+    #: The token kind a checkpoint records (`textgen train --tokens`); characters are the default.
+    kind = "char"
+
     def __init__(self, chars: Iterable[str]):
         chars = list(chars)
         if any(len(c) != 1 for c in chars):
             raise ValueError("vocabulary entries must be single characters")
         if len(set(chars)) != len(chars):
             raise ValueError("vocabulary entries must be distinct")
-        self.chars: list[str] = chars
+        #: Each id's text: one character here, one or more for the token kinds of `textgen_core.tokens`.
+        self.tokens: list[str] = chars
         self._index = {c: i for i, c in enumerate(chars)}
         # Fast path for encoding long texts: a lookup table over code points.
         top = max((ord(c) for c in chars), default=0) + 1
@@ -56,16 +69,39 @@ class Vocabulary:
         return cls(sorted(set(text)))
 
     def __len__(self) -> int:
-        return len(self.chars)
+        return len(self.tokens)
 
     def __contains__(self, ch: object) -> bool:
         return ch in self._index
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocabulary) and self.chars == other.chars
+        return type(other) is type(self) and self.tokens == other.tokens and self.meta() == other.meta()
 
     def __hash__(self) -> int:
-        return hash(tuple(self.chars))
+        return hash(tuple(self.tokens))
+
+    @property
+    def is_chars(self) -> bool:
+        """Whether every token is one character (the default kind): per-character records keep their fields."""
+        return True
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Characters per token, by id: what turns bits per token into bits per character."""
+        return np.ones(len(self.tokens), np.int64)
+
+    def meta(self) -> dict[str, str]:
+        """What a checkpoint stores of the vocabulary besides its token list (`tokens.from_meta` reads it back);
+        nothing for characters, so character checkpoints stay as they were."""
+        return {}
+
+    def knows(self, ch: str) -> bool:
+        """Whether the character `ch` can be encoded (else `encode` reports it unknown and skips it)."""
+        return ch in self._index
+
+    def describe(self) -> str:
+        """How `info`, the banner and `/info` name it: ``65 characters``, ``2,000 words``."""
+        return f"{len(self):,} characters"
 
     def index(self, ch: str) -> int | None:
         return self._index.get(ch)
@@ -88,7 +124,7 @@ class Vocabulary:
         return Encoded(ids[known], unknown)
 
     def decode(self, ids: Iterable[int]) -> str:
-        return "".join(self.chars[int(i)] for i in ids)
+        return "".join(self.tokens[int(i)] for i in ids)
 
 
 def describe_unknown(unknown: dict[str, int], limit: int = 8) -> str:

@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "chars.txt", "".join(corpus.vocab.chars))
+    atomic_write_text(out / "chars.txt", "".join(corpus.vocab.tokens))
     model.fit(data, epochs=args.epochs, callbacks=[EpochTimer(), SaveEveryEpoch(out)], verbose=0)
     print(f"wrote {out / 'book.keras'}, {out / 'book.h5'}, {out / 'chars.txt'}")
 

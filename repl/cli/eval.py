@@ -97,6 +97,10 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, ScoreResult]:
         "checkpoint": str(ckpt.path),
         "window": win,
         "exact": args.exact,
+        "tokens": ckpt.vocab.kind,
+        "token_count": result.tokens,
+        "bits_per_token": result.bits_per_token,
+        "perplexity": result.perplexity,
     }
     return report, result
 
@@ -126,6 +130,12 @@ def main(args: argparse.Namespace) -> int:
         f"characters ({where} of {', '.join(args.files)})",
         file=out,
     )
+    if report["tokens"] != "char":
+        print(
+            f"{report['bits_per_token']:.4f} bits per token, perplexity {report['perplexity']:.2f}, over "
+            f"{report['token_count']:,} tokens ({report['chars'] / report['token_count']:.2f} characters each)",
+            file=out,
+        )
     if report["unknown_chars"]:
         print(
             f"{report['unknown_chars']:,} characters outside the model's vocabulary were skipped, not scored: "

@@ -259,9 +259,11 @@ def main(args: argparse.Namespace) -> int:
             return 130
     out.write(out.header(0))
     for n, tokens in enumerate(itertools.chain([first], steps)):
-        out.write(out.token(0, tokens[0]), flush=n == 0)  # the first character shows at once, then in batches
+        if tokens[0] is not None:  # None: a word or word-piece stream that already has its characters
+            out.write(out.token(0, tokens[0]), flush=n == 0)  # the first token shows at once, then in batches
         for i, token in enumerate(tokens[1:], start=1):
-            held[i - 1].append(out.token(i, token))
+            if token is not None:
+                held[i - 1].append(out.token(i, token))
     out.write(out.footer())
     for parts in held:
         out.write("".join(parts) + out.footer())

@@ -42,11 +42,14 @@ def score(s: Session, text: str) -> None:
     pieces = cell_pieces(s, text)
     if pieces is None:
         colour = s.color != "off"
-        pieces = [(ch, prob_style(p) if colour else None) for ch, p in zip(result.text, result.probs, strict=True)]
+        pieces = [(t, prob_style(p) if colour else None) for t, p in zip(result.pieces, result.probs, strict=True)]
     shown = "".join(ch for ch, _ in pieces)
     found = copies.measured(s, shown)  # with the copy meter on, its copied spans are underlined and listed
     s.print(styled(pieces if found is None else copies.underlined(pieces, found)), soft_wrap=True)
-    s.note(f"{result.bpc:.3f} bits/char over {result.chars:,} characters")
+    per_token = (
+        "" if gen.vocab.is_chars else f", {result.bits_per_token:.3f} bits per token over {result.tokens:,} tokens"
+    )
+    s.note(f"{result.bpc:.3f} bits/char over {result.chars:,} characters{per_token}")
     if found is not None:
         copies.show_spans(s, shown, found)
     if result.unknown:
@@ -61,8 +64,9 @@ def alternatives(s: Session, arg: str) -> None:
     if not tokens:
         raise TextgenError("nothing generated yet: type a seed first")
     picked = sorted(sorted(range(len(tokens)), key=lambda i: tokens[i].prob)[:n])
-    table = Table(title="least likely characters of the last output", title_style="tg.dim")
-    for column in ("#", "context", "char", "p", "model's top 5"):
+    unit = "char" if s.generator.vocab.is_chars else "token"
+    table = Table(title=f"least likely {unit}s of the last output", title_style="tg.dim")
+    for column in ("#", "context", unit, "p", "model's top 5"):
         table.add_column(column, justify="right" if column in ("#", "p") else "left")
     for i in picked:
         t = tokens[i]

@@ -21,7 +21,7 @@ from textgen_core.steer import Fork, rebuild
 
 from ..render import colour_tokens, stats_line, styled
 from ..safe import flat, shown_char
-from ..session import ALTERNATIVES, bits, finished
+from ..session import ALTERNATIVES, bits, chars, finished
 from ..transcript import Turn
 from ..values import Beam, Number, parse_beam, parse_columns
 from .cells import coloured
@@ -62,7 +62,8 @@ def compare(s: Session, arg: str) -> None:
         try:
             for step in steps:
                 for block, token in zip(blocks, step, strict=True):
-                    block.append(token)
+                    if token is not None:  # a word or word-piece stream that has its characters
+                        block.append(token)
         finally:
             s.priming(0, 0)
     context = encode_seed(gen.model, gen.vocab, s.last_seed, gen.lowercase).text
@@ -136,7 +137,7 @@ def beam(s: Session, arg: str) -> None:
     heading.append(f"· {result.total_bits:.1f} bits total · {result.bpc:.2f} bits/char", style="tg.dim")
     s.print(heading)
     s.print(styled([(s.last_seed, "tg.seed")]) + coloured(s, result.tokens), soft_wrap=True)
-    s.print(stats_line(len(result.tokens), elapsed, result.bpc, f"{label} (deterministic)"))
+    s.print(stats_line(chars(result.tokens), elapsed, result.bpc, f"{label} (deterministic)"))
     finished(s, result.tokens)
 
 
@@ -151,9 +152,9 @@ def fork(s: Session, arg: str) -> None:
         raise TextgenError(f"fork at a character from 1 to {count} of the last output, got {number}")
     restart = Fork(s.generator, s.tree, parent.id, start + number, char or None, length=s.length)
     old = parent.tokens[start + number - 1].char
-    new = s.generator.vocab.chars[restart.index]
+    new = s.generator.vocab.tokens[restart.index]
     s.note(f"branch {parent.id} at {number}: {shown_char(new)} instead of {shown_char(old)}")
-    before = parent.text[: start + number - 1]
+    before = parent.prefix(start + number - 1)
     turn = Turn(parent.context.lstrip("\n") + before)
     began = time.perf_counter()
     stopped = s.stream("…" + flat(before[-PREVIEW:]), restart, turn, seed=False)
@@ -165,7 +166,7 @@ def fork(s: Session, arg: str) -> None:
         s.now_at(restart.branch, 0)
     if stopped:
         s.note("stopped (Ctrl-C)")
-    s.print(stats_line(len(turn.tokens), elapsed, bits(turn.tokens), restart.settings.describe()))
+    s.print(stats_line(chars(turn.tokens), elapsed, bits(turn.tokens), restart.settings.describe()))
     finished(s, turn.tokens)
 
 
@@ -181,8 +182,8 @@ def tree(s: Session, arg: str) -> None:
         where = "—" if b.parent is None else f"{b.parent}@{b.split}"
         kind = {"compare": f"compare {b.label}", "beam": b.label}.get(b.kind, b.kind)
         bpc = f"{b.bpc:.2f}" if b.tokens else "—"
-        preview = flat(b.text[:PREVIEW]) + ("…" if len(b.tokens) > PREVIEW else "")
-        table.add_row(f"{mark}{b.id}", where, kind, f"{len(b.tokens):,}", bpc, Text(preview))
+        preview = flat(b.text[:PREVIEW]) + ("…" if len(b.text) > PREVIEW else "")
+        table.add_row(f"{mark}{b.id}", where, kind, f"{len(b.text):,}", bpc, Text(preview))
     s.print(table)
 
 

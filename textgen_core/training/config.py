@@ -63,6 +63,22 @@ class TrainConfig(ModelHyperparameters):
         metavar="N",
         rule="positive_int",
     )
+    #: The token kind (`textgen_core.tokens`): characters, words, or word pieces; and the vocabulary's size for
+    #: the last two (None: the kind's default).
+    tokens: str = setting(
+        "char",
+        "what a token is: char, word (frequent words, the rest spelled in characters) or bpe (word pieces "
+        "learned by SentencePiece) (default {default})",
+        "data",
+        choices=("char", "word", "bpe"),
+    )
+    vocab_size: int | None = setting(
+        None,
+        "tokens in a word or bpe vocabulary, the text's characters included (default 2000 words, 1000 pieces)",
+        "data",
+        metavar="N",
+        rule="positive_int",
+    )
     val_fraction: float = setting(
         DEFAULT_VAL_FRACTION, "last fraction held out (default {default})", "data", metavar="F", rule="fraction"
     )
@@ -87,7 +103,7 @@ class TrainConfig(ModelHyperparameters):
     )
     seq_len: int = setting(
         DEFAULT_SEQ_LEN,
-        "BPTT length in characters (default {default})",
+        "BPTT length in tokens: characters unless --tokens (default {default})",
         "optimisation",
         metavar="N",
         rule="positive_int",
@@ -156,6 +172,8 @@ class TrainConfig(ModelHyperparameters):
     FIXED = (
         "encoding",
         "lowercase",
+        "tokens",
+        "vocab_size",
         "val_fraction",
         "cell",
         "embed_dim",

@@ -31,8 +31,11 @@ def evaluate_bpc(
     n_streams: int = 16,
     burn_in: int = 256,
     chunk: int = 512,
+    *,
+    chars: int | None = None,
 ) -> float:
-    """Bits per character of `tokens` under `model` (fp32, no dropout).
+    """Bits per character of `tokens` under `model` (fp32, no dropout): the bits of every token after the first,
+    over the `chars` characters they hold (default: one per token, a character model).
 
     Every character after the first is scored once. For speed the text is scored as `n_streams` parallel
     pieces; each piece (but the first) first reads the `burn_in` characters before it without scoring them,
@@ -73,7 +76,7 @@ def evaluate_bpc(
         nll = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tgt.reshape(-1), reduction="none")
         total += (nll * mt[:, s : s + tgt.shape[1]].reshape(-1)).sum().double()
     model.train(was_training)
-    return float(total) / (n - 1) / LN2
+    return float(total) / (chars or n - 1) / LN2
 
 
 def sample_texts(
@@ -92,5 +95,5 @@ def sample_texts(
     texts = ["" for _ in settings]
     for tokens in sample_many(NumpyLSTM(config, weights), vocab, prompt, settings, length, rng, lowercase=lowercase):
         for i, tok in enumerate(tokens):
-            texts[i] += tok.char
+            texts[i] += tok.char if tok is not None else ""
     return {t: prompt + s for t, s in zip(BOOK_TEMPERATURES, texts, strict=True)}

@@ -65,7 +65,7 @@ def model_ids(corpus: Vocabulary, model: Vocabulary, flag: str, fix: str) -> np.
     model cannot represent is refused: a one-line error about `flag`, ending in `fix`."""
     if corpus == model:
         return None
-    missing = "".join(ch for ch in corpus.chars if ch not in model)
+    missing = "".join(ch for ch in corpus.tokens if ch not in model)
     if missing:
         raise TextgenError(f"{flag}: the corpus has {missing[:20]!r}, which the model's vocabulary lacks; {fix}")
-    return np.array([model.index(ch) for ch in corpus.chars], dtype=np.int64)
+    return np.array([model.index(ch) for ch in corpus.tokens], dtype=np.int64)

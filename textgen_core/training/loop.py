@@ -170,7 +170,8 @@ class Trainer:
         record = {
             "config": self.config.to_dict(),
             "sources": [s.to_dict() for s in self.corpus.sources],
-            "vocab": self.vocab.chars,
+            "vocab": self.vocab.tokens,
+            **({"tokens": self.vocab.meta()} if not self.vocab.is_chars else {}),
             "init": self.init_record,
             "step": self.step,
             "elapsed": self.elapsed,
@@ -246,10 +247,10 @@ class Trainer:
             self.averaged.update_parameters(self.model)
         self.state = (state[0].detach().float(), state[1].detach().float())
         self.step += 1
-        return value / LN2
+        return value / LN2 / self.data.chars_per_token
 
     def evaluate(self, train_bpc: float | None) -> EvalStats:
-        val = evaluate_bpc(self.weights, self.val_tokens, self.device)
+        val = evaluate_bpc(self.weights, self.val_tokens, self.device, chars=self.data.val_chars)
         improved = val < self.best_val
         if improved:
             self.best_val, self.best_step = val, self.step
@@ -325,7 +326,8 @@ class Trainer:
             # share one clock so that a --minutes budget runs out at the same step everywhere.
             stop, self.elapsed = self.world.agree(stop, self.elapsed + now - last)
             last = now
-            chars = (self.step - mark_step) * self.world.size * c.batch_size * c.seq_len
+            tokens = (self.step - mark_step) * self.world.size * c.batch_size * c.seq_len
+            chars = tokens * self.data.chars_per_token
             self.reporter.step(self._step_stats(window[-1], chars / max(1e-9, now - mark_t)))
             if self.step % c.eval_every == 0 or self.done() or stop:
                 self._checkpoint(window, stop)

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .. import checkpoint as ckpt
 from .. import tokenfile
 from ..config import ModelConfig, option
-from ..corpus import Corpus, Source, load_corpus
+from ..corpus import Corpus, Source, load_corpus, val_start
 from ..errors import TextgenError
 from ..runfolder import check_new_run, read_resume
 from ..vocab import Vocabulary
@@ -101,14 +101,22 @@ class Data:
 
     The model's vocabulary is the corpus's own, or that of the checkpoint the run started from (or resumes),
     which must hold every character of the corpus; `lut` maps the corpus's ids to the model's (None where they
-    are the same), applied to each batch as it is cut, so a mapped corpus is never copied whole."""
+    are the same), applied to each batch as it is cut, so a mapped corpus is never copied whole. For words and
+    word pieces (`textgen_core.tokens`) the text is encoded anew in the model's tokens and `lut` is None."""
 
     vocab: Vocabulary
     lut: np.ndarray | None
     #: The training split, in the corpus's ids: the streams are cut from it.
     train_tokens: np.ndarray
-    #: The start of the validation split (at most `EVAL_MAX_CHARS`), in the model's ids.
+    #: The start of the validation split (at most `EVAL_MAX_CHARS` characters), in the model's ids.
     val_tokens: np.ndarray
+    #: Characters per token over the training split (1 for characters): turns the loss per token into bits/char.
+    chars_per_token: float = 1.0
+
+    @property
+    def val_chars(self) -> int:
+        """The characters of the validation tokens that an evaluation scores (all but the first token)."""
+        return int(self.vocab.lengths[self.val_tokens[1:]].sum())
 
     def model_ids(self, ids: np.ndarray) -> np.ndarray:
         """Token ids of the corpus as the model's vocabulary numbers them."""
@@ -120,25 +128,73 @@ def prepare_data(
 ) -> Data:
     """The corpus split and numbered for the model, refused when too short for the batch shape."""
     vocab, lut = corpus.vocab, None
+    if config.vocab_size is not None and config.tokens == "char":
+        raise TextgenError("--vocab-size is for --tokens word or bpe (a character model's vocabulary is its text's)")
     if start is not None:
         vocab = start.vocab
-        lut = model_ids(corpus.vocab, vocab, "--init", "drop --init to train a new model")
     elif saved is not None:
-        vocab = Vocabulary(saved[1]["vocab"])
-        lut = model_ids(corpus.vocab, vocab, "--resume", "start a new --out")
-    train_tokens, val_tokens = corpus.split(config.val_fraction)
-    data = Data(vocab, lut, train_tokens, _renumber(val_tokens[:EVAL_MAX_CHARS], lut))
+        try:
+            vocab = _saved_vocabulary(saved[1])
+        except ValueError as e:
+            raise TextgenError(
+                f"{config.out}: the resume file's vocabulary is damaged ({e}); start a new --out"
+            ) from None
+    elif config.tokens != "char":
+        vocab = None
+    if vocab is None or not vocab.is_chars:
+        data = _token_data(corpus, config, vocab)
+    else:
+        if start is not None:
+            lut = model_ids(corpus.vocab, vocab, "--init", "drop --init to train a new model")
+        elif saved is not None:
+            lut = model_ids(corpus.vocab, vocab, "--resume", "start a new --out")
+        train_tokens, val_tokens = corpus.split(config.val_fraction)
+        data = Data(vocab, lut, train_tokens, _renumber(val_tokens[:EVAL_MAX_CHARS], lut))
     _check_sizes(data, config, world)
     return data
+
+
+def _saved_vocabulary(meta: dict) -> Vocabulary:
+    """The vocabulary a resume file records (`loop.Trainer.save_resume`)."""
+    if "tokens" not in meta:
+        return Vocabulary(meta["vocab"])
+    from ..tokens import check_tokens, from_meta
+
+    check_tokens(meta["vocab"])
+    return from_meta(meta["vocab"], meta["tokens"])
+
+
+def _token_data(corpus: Corpus, config: TrainConfig, vocab: Vocabulary | None) -> Data:
+    """The corpus in words or word pieces: the vocabulary learned from the training split (`vocab` None) or the
+    resumed or --init model's, which must know every character of the text."""
+    from ..tokens import learn
+
+    if isinstance(corpus, tokenfile.MappedCorpus):
+        raise TextgenError(
+            f"--tokens {config.tokens} reads corpora under {tokenfile.MIN_BYTES >> 20} MB for now; "
+            "give a smaller corpus or train on characters"
+        )
+    text = corpus.vocab.decode(corpus.tokens)
+    cut = val_start(len(text), config.val_fraction)
+    train_text, val_text = text[:cut], text[cut:]
+    if vocab is None:
+        vocab = learn(config.tokens, train_text, config.vocab_size)
+    train = vocab.encode(train_text)
+    if train.unknown:
+        missing = "".join(train.unknown)[:20]
+        raise TextgenError(f"the corpus has {missing!r}, which the model's vocabulary lacks; start a new --out")
+    val = vocab.encode(val_text[:EVAL_MAX_CHARS]).ids
+    return Data(vocab, None, train.ids, val, len(train_text) / max(1, len(train.ids)))
 
 
 def _check_sizes(data: Data, config: TrainConfig, world: World) -> None:
     n_train, c = len(data.train_tokens), config
     need = world.size * c.batch_size * (2 * c.seq_len + 2)
     if n_train < need:
+        unit = "characters" if data.vocab.is_chars else "tokens"
         procs = f" and {world.size} processes" if world.size > 1 else ""
         raise TextgenError(
-            f"corpus too short: {n_train} training characters, need at least {need} for --batch-size "
+            f"corpus too short: {n_train} training {unit}, need at least {need} for --batch-size "
             f"{c.batch_size} and --seq-len {c.seq_len}{procs}; add text or lower --batch-size / --seq-len"
         )
     if len(data.val_tokens) < 2:
