@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pexpect
@@ -257,6 +260,27 @@ class Terminal:
         self.child.send(line + "\r")
         self.wait_for(answer)
         return self.raw[mark:]
+
+
+def split_checkpoint(good: Path) -> tuple[dict, bytes]:
+    """A valid checkpoint's header (parsed) and its tensor data: the pieces tests forge damaged files from."""
+    raw = good.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    return json.loads(raw[8 : 8 + n]), raw[8 + n :]
+
+
+def frame_checkpoint(header: dict | bytes, body: bytes = b"") -> bytes:
+    """A safetensors file of `header` (a dict, or raw bytes) and `body`."""
+    head = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<Q", len(head)) + head + body
+
+
+def with_metadata(good: Path, edit: Callable[[dict], object]) -> bytes:
+    """The checkpoint `good` with its textgen metadata replaced by `edit(metadata)` (a dict, or raw text)."""
+    header, body = split_checkpoint(good)
+    new = edit(json.loads(header["__metadata__"]["textgen"]))
+    header["__metadata__"]["textgen"] = new if isinstance(new, str) else json.dumps(new)
+    return frame_checkpoint(header, body)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:

@@ -10,7 +10,6 @@ of them through `textgen info` and a representative few through every command, s
 from __future__ import annotations
 
 import io
-import json
 import pickle
 import resource
 import struct
@@ -24,7 +23,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, assert_one_line_error, make_text, run_cli, write_random_checkpoint
+from conftest import (
+    ROOT,
+    assert_one_line_error,
+    frame_checkpoint,
+    make_text,
+    run_cli,
+    split_checkpoint,
+    with_metadata,
+    write_random_checkpoint,
+)
 
 from repl import cli
 from textgen_core import checkpoint
@@ -48,28 +56,9 @@ class Payload:
 # ---- forging files ------------------------------------------------------------------------------------------------
 
 
-def _split(good: Path) -> tuple[dict, bytes]:
-    """A valid checkpoint's header (parsed) and its tensor data."""
-    raw = good.read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    return json.loads(raw[8 : 8 + n]), raw[8 + n :]
-
-
-def _frame(header: dict | bytes, body: bytes = b"") -> bytes:
-    head = header if isinstance(header, bytes) else json.dumps(header).encode()
-    return struct.pack("<Q", len(head)) + head + body
-
-
 def _meta(edit: Callable[[dict], object]) -> Callable[[Path], bytes]:
     """The good checkpoint with its textgen metadata replaced by `edit(metadata)` (a dict, or raw text)."""
-
-    def make(good: Path) -> bytes:
-        header, body = _split(good)
-        new = edit(json.loads(header["__metadata__"]["textgen"]))
-        header["__metadata__"]["textgen"] = new if isinstance(new, str) else json.dumps(new)
-        return _frame(header, body)
-
-    return make
+    return lambda good: with_metadata(good, edit)
 
 
 def _tensors(edit: Callable[[dict[str, np.ndarray]], None]) -> Callable[[Path], bytes]:
@@ -91,9 +80,9 @@ def _header(edit: Callable[[dict], None]) -> Callable[[Path], bytes]:
     """The good checkpoint with its safetensors header changed in place by `edit`."""
 
     def make(good: Path) -> bytes:
-        header, body = _split(good)
+        header, body = split_checkpoint(good)
         edit(header)
-        return _frame(header, body)
+        return frame_checkpoint(header, body)
 
     return make
 
@@ -167,9 +156,9 @@ CASES = [
     Case("torch-pickle-payload", _torch_payload, "a zip archive"),
     Case("header-longer-than-file", lambda g: struct.pack("<Q", 10**6) + b"{}", "header claims 1000000 bytes"),
     Case("header-of-gigabytes", None, "implausibly large", write=_gigabyte_header),
-    Case("header-not-json", lambda g: _frame(b"not json at all!"), "header is not valid JSON"),
-    Case("header-nested-deeply", lambda g: _frame(b"[" * 100_000), "header is JSON nested too deeply"),
-    Case("header-not-an-object", lambda g: _frame(b"[1, 2]"), "header is not an object"),
+    Case("header-not-json", lambda g: frame_checkpoint(b"not json at all!"), "header is not valid JSON"),
+    Case("header-nested-deeply", lambda g: frame_checkpoint(b"[" * 100_000), "header is JSON nested too deeply"),
+    Case("header-not-an-object", lambda g: frame_checkpoint(b"[1, 2]"), "header is not an object"),
     Case(
         "tensor-offsets-past-end",
         _header(lambda h: h["head.bias"].update(data_offsets=[0, 10**9])),

@@ -104,13 +104,15 @@ class WordVocabulary(TokenVocabulary):
     kind = "word"
 
     @classmethod
-    def learn(cls, text: str, size: int) -> WordVocabulary:
-        """Every character of `text`, then its most frequent words seen at least twice, `size` tokens at most."""
+    def learn(cls, text: str, size: int | None) -> WordVocabulary:
+        """Every character of `text`, then its most frequent words seen at least twice: `size` tokens, or (None)
+        the default size or as many as the text has, whichever is fewer."""
         chars = sorted(set(text))
         counts = Counter(w for w in WORD.findall(text) if 1 < len(w) <= MAX_TOKEN_CHARS)
         words = [w for w, n in counts.most_common() if n >= 2]
-        _check_size(size, len(chars), len(chars) + len(words), "words seen twice")
-        return cls(chars + words[: size - len(chars)])
+        most = len(chars) + len(words)
+        _check_size(min(DEFAULT_SIZES[cls.kind], most) if size is None else size, len(chars), most, "words seen twice")
+        return cls(chars + words[: (DEFAULT_SIZES[cls.kind] if size is None else size) - len(chars)])
 
     def _segment(self, text: str) -> np.ndarray:
         index = self._index
@@ -145,15 +147,28 @@ class PieceVocabulary(TokenVocabulary):
         return {"kind": self.kind, "model": base64.b64encode(self.model).decode("ascii")}
 
     @classmethod
-    def learn(cls, text: str, size: int) -> PieceVocabulary:
-        """Byte-pair encoding of `size` pieces learned from `text` by SentencePiece."""
+    def learn(cls, text: str, size: int | None) -> PieceVocabulary:
+        """Byte-pair encoding of `size` pieces learned from `text` by SentencePiece; None: the default size, or as
+        many as the text supports, whichever is fewer."""
+        text = text.replace(_SPACE, "")
+        try:
+            return cls._learn(text, DEFAULT_SIZES[cls.kind] if size is None else size)
+        except _TooMany as e:
+            if size is not None or e.most is None or e.most <= len(set(text)):
+                raise TextgenError(
+                    f"--vocab-size {size or DEFAULT_SIZES[cls.kind]:,}: this text supports "
+                    f"{'at most ' + format(e.most, ',') if e.most else 'fewer'} word pieces; give a smaller "
+                    "--vocab-size or more text"
+                ) from None
+            return cls._learn(text, e.most)
+
+    @classmethod
+    def _learn(cls, text: str, size: int) -> PieceVocabulary:
         import io
 
         import sentencepiece as spm
 
-        text = text.replace(_SPACE, "")
-        chars = len(set(text))
-        _check_size(size, chars, None, "")
+        _check_size(size, len(set(text)), None, "")
         out = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(
@@ -179,11 +194,7 @@ class PieceVocabulary(TokenVocabulary):
             )
         except RuntimeError as e:  # "Vocabulary size too high (N). Please set it to a value <= M."
             limit = re.search(r"<= (\d+)", str(e))
-            most = f"at most {int(limit.group(1)) - 1:,}" if limit else "a smaller one"
-            raise TextgenError(
-                f"--vocab-size {size:,}: this text supports {most} word pieces; give a smaller --vocab-size "
-                "or more text"
-            ) from None
+            raise _TooMany(int(limit.group(1)) - 1 if limit else None) from None
         model = out.getvalue()
         sp = _processor(model)
         pieces = [sp.id_to_piece(i).replace(_SPACE, " ") for i in range(1, sp.get_piece_size())]
@@ -198,17 +209,27 @@ class PieceVocabulary(TokenVocabulary):
         return ids
 
 
+class _TooMany(Exception):
+    """SentencePiece cannot learn as many pieces from the text; `most` is how many it can (ours: one fewer than
+    its count, which includes its unknown piece), None where it did not say."""
+
+    def __init__(self, most: int | None):
+        super().__init__(most)
+        self.most = most
+
+
 NAMES = {"char": "characters", "word": "words and characters", "bpe": "word pieces"}
 _CLASSES: dict[str, Any] = {"word": WordVocabulary, "bpe": PieceVocabulary}
 
 
 def learn(kind: str, text: str, size: int | None) -> Vocabulary:
-    """The vocabulary of kind `kind` for the training text `text` (`size` tokens, or the kind's default)."""
+    """The vocabulary of kind `kind` for the training text `text`: `size` tokens, refused in one line where the
+    text cannot hold that many, or (None) the kind's default size, fewer where the text cannot hold it."""
     if kind == "char":
         return Vocabulary.from_text(text)
     if kind not in _CLASSES:
         raise TextgenError(f"unknown token kind {kind!r}; use one of {', '.join(KINDS)}")
-    return _CLASSES[kind].learn(text, DEFAULT_SIZES[kind] if size is None else size)
+    return _CLASSES[kind].learn(text, size)
 
 
 def from_meta(tokens: list[str], meta: object) -> Vocabulary:

@@ -97,9 +97,8 @@ def end(session: Session, stepper: Stepper, parent: Branch | None, context: str,
     session.now_at(branch, 0)
     lead = [(seed_text, "tg.seed")] if seed_text else [("…", "tg.note")]
     session.print(styled(lead) + colour_tokens(tokens, session.color), soft_wrap=True)
-    session.note(
-        f"picked {len(tokens)} character(s): branch {branch.id}; /alts, /fork, /save and an empty Enter use it"
-    )
+    unit = "character" if session.generator.vocab.is_chars else "token"
+    session.note(f"picked {len(tokens)} {unit}(s): branch {branch.id}; /alts, /fork, /save and an empty Enter use it")
 
 
 def _apply(stepper: Stepper, press: KeyPress) -> tuple[bool, str]:
