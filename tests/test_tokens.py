@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import (
-    ROOT,
     TINY_CONFIG,
     TINY_TRAIN,
     Terminal,

@@ -32,7 +32,8 @@ def save(s: Session, path: str) -> None:
         return
     written = atomic_write(path, lambda f: f.write((visible(text) if f.isatty() else text).encode("utf-8")))
     where = "" if written.is_file else " (written into it as a stream)"
+    unit = "character" if s.generator.vocab.is_chars else "token"
     s.note(
         f"saved {len(s.transcript)} run(s) to {written.path}{where}"
-        + (f" (JSONL: {len(s.tree.branches)} branch(es), one object per character)" if jsonl else "")
+        + (f" (JSONL: {len(s.tree.branches)} branch(es), one object per {unit})" if jsonl else "")
     )

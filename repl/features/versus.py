@@ -14,6 +14,7 @@ seed and the text, as `textgen eval` scores. B is loaded for the command only; a
 from __future__ import annotations
 
 import contextlib
+import itertools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +31,7 @@ from textgen_core.vocab import describe_unknown
 
 from ..render import colour_tokens, styled
 from ..safe import flat, shown_char
+from ..session import chars
 from ..values import MAX_SEED, MODES
 from .model import NEEDS_VOCAB
 
@@ -62,7 +64,7 @@ def versus(s: Session, arg: str) -> None:
         s.note(f"B skips seed characters it does not know: {describe_unknown(primed.unknown)}")
     a_tokens, b_tokens, stopped = _draw(s, a, b)
     if stopped:
-        s.note(f"stopped (Ctrl-C) after {len(a_tokens):,} characters")
+        s.note(f"stopped (Ctrl-C) after {chars(a_tokens):,} characters")
     names = (
         f"A · {s.name} @ step {s.loaded.checkpoint.meta.step:,}",
         f"B · {flat(other.name)} @ step {other.meta.step:,}",
@@ -90,13 +92,17 @@ def open_other(s: Session, arg: str) -> Checkpoint:
 
 
 def _draw(s: Session, a: Generator, b: Generator) -> tuple[list[Token], list[Token], bool]:
-    """Both continuations, character by character (Ctrl-C stops both where they are)."""
+    """Both continuations, token by token (Ctrl-C stops both where they are)."""
     a_tokens: list[Token] = []
     b_tokens: list[Token] = []
     with s.keys.raw() if s.keys is not None else contextlib.nullcontext():
-        for x, y in zip(a.stream(s.length), b.stream(s.length), strict=True):
-            a_tokens.append(x)
-            b_tokens.append(y)
+        # A word or word-piece model reaches the length in fewer tokens than a character model: each stream
+        # goes on until it has its characters.
+        for x, y in itertools.zip_longest(a.stream(s.length), b.stream(s.length)):
+            if x is not None:
+                a_tokens.append(x)
+            if y is not None:
+                b_tokens.append(y)
             if s.keys is not None and s.keys.poll().stop:
                 return a_tokens, b_tokens, True
     return a_tokens, b_tokens, False
