@@ -217,6 +217,12 @@ def test_bad_token_flags_are_one_line_and_write_nothing(corpus_file: Path, tmp_p
         proc = run_cli("train", str(corpus_file), "--out", str(out), "--steps", "3", *flags, *TINY_TRAIN)
         assert_one_line_error(proc, needle)
         assert not out.exists() or not any(out.iterdir())
+    out = tmp_path / "init"
+    proc = run_cli(
+        "train", str(corpus_file), "--out", str(out), "--init", "bundled", "--tokens", "word", "--steps", "3"
+    )
+    assert_one_line_error(proc, "--init keeps the checkpoint's tokens")
+    assert not out.exists() or not any(out.iterdir())
     out = tmp_path / "small"
     proc = run_cli("train", str(tiny), "--out", str(out), "--tokens", "bpe", "--steps", "3", *TINY_TRAIN)
     assert_one_line_error(proc, "word pieces")

@@ -132,6 +132,10 @@ def prepare_data(
         raise TextgenError("--vocab-size is for --tokens word or bpe (a character model's vocabulary is its text's)")
     if start is not None:
         vocab = start.vocab
+        if config.tokens not in ("char", vocab.kind):
+            raise TextgenError(
+                f"--init keeps the checkpoint's tokens ({vocab.describe()}); drop --tokens {config.tokens}"
+            )
     elif saved is not None:
         try:
             vocab = _saved_vocabulary(saved[1])
