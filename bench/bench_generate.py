@@ -193,12 +193,39 @@ def startup(path: Path, repeats: int) -> tuple[float, float, float]:
     return statistics.median(walls), statistics.median(inside), rss_mb
 
 
+def vocab_sweep(sizes: list[int], n: int, reps: int) -> None:
+    """Streaming tokens/s of a 2×512 LSTM as the vocabulary grows: the head's product (H × V per token) and the
+    softmax over V are the only parts that grow, so this is the output layer's cost. The tokens' texts do not
+    matter to the speed, so each vocabulary is V distinct characters."""
+    print(f"2×512 LSTM, numpy streaming (sampling included), {n} tokens, median of {reps}")
+    print("| vocabulary | weights (M) | of them the output layer | tokens/s | vs 86 |")
+    print("| --- | --- | --- | --- | --- |")
+    base = None
+    for v in sizes:
+        vocab = Vocabulary([chr(0x100 + i) for i in range(v)])
+        config = ModelConfig(vocab_size=v, num_layers=2, hidden_size=512)
+        net = NumpyLSTM(config, random_tensors(config))
+        rate = numpy_stream_rate(Generator(net, vocab, settings=SamplingSettings(1.0), seed=0), n, reps)
+        base = base or rate
+        head = v * (512 + 1) / config.num_params()
+        print(f"| {v:,} | {config.num_params() / 1e6:.2f} | {head:.0%} | {rate:,.0f} | {rate / base:.2f}× |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chars", type=positive_int, default=2000, help="characters per streaming run (default 2000)")
     parser.add_argument("--repeats", type=positive_int, default=5, help="repeats per measurement (median reported)")
+    parser.add_argument(
+        "--vocab-sweep",
+        metavar="V1,V2,…",
+        help="only: streaming speed of a 2×512 model at these vocabulary sizes (the output layer's cost, "
+        "docs/record/tokens-compared.md), e.g. 86,1000,2000,4000,16384",
+    )
     args = parser.parse_args()
     n, reps = args.chars, args.repeats
+    if args.vocab_sweep:
+        vocab_sweep([int(v) for v in args.vocab_sweep.split(",")], n, reps)
+        return
     print(
         f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}, "
