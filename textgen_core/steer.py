@@ -274,7 +274,7 @@ class BranchTree:
                         "branch": b.id,
                         "parent": b.parent,
                         "n": number,
-                        "char": t.char,
+                        t.key: t.char,
                         "prob": t.prob,
                         "sampled_prob": t.sampled_prob,
                         "entropy": t.entropy,
