@@ -52,6 +52,30 @@ TINY_CONFIG = dict(
 )
 
 
+def assert_resumes_exactly(corpus: Path, tmp_path: Path, steps: int = 16, **fields: object):
+    """Train `steps` steps in one go, and again stopped after about half and resumed: the two models must end with
+    the same weights (a resume is exact). `fields` are the run's settings besides `TINY_CONFIG`. Returns the two
+    trainers (uninterrupted, resumed)."""
+    import torch
+
+    from textgen_core.training.config import TrainConfig
+    from textgen_core.training.loop import Trainer
+
+    def config(out: Path) -> TrainConfig:
+        return TrainConfig(corpus=[str(corpus)], out=str(out), steps=steps, **fields, **TINY_CONFIG)
+
+    full = Trainer(config(tmp_path / "full"))
+    full.run()
+    part = Trainer(config(tmp_path / "part"))
+    half = steps // 2 + 1
+    assert part.run(should_stop=lambda tr: tr.step == half) == "interrupted"
+    resumed = Trainer(config(tmp_path / "part"), resume=True)
+    assert resumed.step == half and resumed.run() == "done"
+    for key, value in full.model.state_dict().items():
+        assert torch.allclose(value, resumed.model.state_dict()[key], atol=1e-6), key
+    return full, resumed
+
+
 def make_text(n_chars: int, seed: int = 0) -> str:
     """Deterministic pseudo-English with lines and punctuation: learnable in a few dozen steps."""
     import random

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import (
-    TINY_CONFIG,
     TINY_TRAIN,
     Terminal,
     assert_one_line_error,
+    assert_resumes_exactly,
     make_text,
     run_cli,
     spawn_repl,
@@ -25,8 +25,6 @@ from textgen_core.config import ModelConfig
 from textgen_core.errors import TextgenError
 from textgen_core.inference import NumpyLSTM
 from textgen_core.recurrent import CELLS, TRAINABLE
-from textgen_core.training.config import TrainConfig
-from textgen_core.training.loop import Trainer
 from textgen_core.training.model import CharLSTM
 
 
@@ -53,15 +51,7 @@ def test_the_numpy_step_equals_torch_for_every_trainable_cell(cell: str) -> None
 
 @pytest.mark.parametrize("cell", ["gru", "rnn"])
 def test_a_gru_and_an_rnn_resume_exactly(corpus_file: Path, tmp_path: Path, cell: str) -> None:
-    config = lambda out: TrainConfig(corpus=[str(corpus_file)], out=str(out), cell=cell, steps=16, **TINY_CONFIG)  # noqa: E731
-    full = Trainer(config(tmp_path / "full"))
-    full.run()
-    part = Trainer(config(tmp_path / "part"))
-    assert part.run(should_stop=lambda tr: tr.step == 9) == "interrupted"
-    resumed = Trainer(config(tmp_path / "part"), resume=True)
-    assert resumed.step == 9 and resumed.run() == "done"
-    for key, value in full.model.state_dict().items():
-        assert torch.allclose(value, resumed.model.state_dict()[key], atol=1e-6), key
+    assert_resumes_exactly(corpus_file, tmp_path, cell=cell)
     saved = checkpoint.load(tmp_path / "full")
     assert saved.config.cell == cell and all(name.startswith((cell, "embedding", "head")) for name in saved.tensors)
 

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from conftest import (
-    TINY_CONFIG,
     TINY_TRAIN,
     Terminal,
     assert_one_line_error,
+    assert_resumes_exactly,
     make_text,
     run_cli,
     spawn_repl,
@@ -26,8 +25,6 @@ from conftest import (
 from textgen_core import checkpoint
 from textgen_core.errors import TextgenError
 from textgen_core.tokens import WORD, WordVocabulary, from_meta, learn
-from textgen_core.training.config import TrainConfig
-from textgen_core.training.loop import Trainer
 from textgen_core.vocab import Vocabulary
 
 KINDS = ("word", "bpe")
@@ -144,18 +141,8 @@ def test_a_token_checkpoint_records_its_kind_and_a_damaged_one_is_one_line(token
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_word_and_a_word_piece_run_resume_exactly(corpus_file: Path, tmp_path: Path, kind: str) -> None:
-    config = lambda out: TrainConfig(  # noqa: E731
-        corpus=[str(corpus_file)], out=str(out), tokens=kind, vocab_size=int(size(kind)), steps=14, **TINY_CONFIG
-    )
-    full = Trainer(config(tmp_path / "full"))
-    full.run()
-    part = Trainer(config(tmp_path / "part"))
-    assert part.run(should_stop=lambda tr: tr.step == 7) == "interrupted"
-    resumed = Trainer(config(tmp_path / "part"), resume=True)
-    assert resumed.step == 7 and resumed.run() == "done"
+    full, resumed = assert_resumes_exactly(corpus_file, tmp_path, steps=14, tokens=kind, vocab_size=int(size(kind)))
     assert resumed.vocab == full.vocab and resumed.vocab.kind == kind
-    for key, value in full.model.state_dict().items():
-        assert torch.allclose(value, resumed.model.state_dict()[key], atol=1e-6), key
 
 
 def test_sample_info_and_eval_of_a_token_model(token_run, tmp_path: Path) -> None:
