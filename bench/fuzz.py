@@ -557,8 +557,17 @@ def main() -> int:
         jobs += [pool.submit(corpus_case, work, tallies["corpora"], i) for i in range(args.corpora)]
         for done, job in enumerate(jobs, 1):
             job.result()  # a failure of the fuzzer itself stops it, loudly
-            if done % 100 == 0:
-                print(f"{done}/{len(jobs)} cases, {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+            if done % max(1, min(100, len(jobs) // 20)) == 0:  # every 5% (a long REPL run can be followed)
+                so_far = "; ".join(
+                    f"{kind} {t.tried:,} tried, {sum(t.failures.values())} failed"
+                    for kind, t in tallies.items()
+                    if t.tried
+                )
+                print(
+                    f"{done}/{len(jobs)} cases, {time.monotonic() - started:.0f} s: {so_far}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     work._stop.set()
     after = snapshot()
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
