@@ -217,7 +217,7 @@ class StreamWriter:
     ):
         self.console = console
         self.mode = mode
-        #: The copy meter's test of each character in turn (True: underline it), when it is on.
+        #: The copy meter's test of each token in turn (True: underline it), when it is on.
         self.mark = mark
         self.chunk = chunk
         self.interval = interval

@@ -75,8 +75,10 @@ class Meter:
         tracker, least, lengths = CopyTracker(self.index), self.min_length, []
         self._streamed = lengths
 
-        def mark(ch: str) -> bool:
-            lengths.append(tracker.feed(ch))
+        def mark(token: str) -> bool:
+            """Whether the copy reaching the token's last character is long enough (a word or word piece is
+            underlined whole); the tracker reads it character by character."""
+            lengths.extend(tracker.feed(ch) for ch in token)
             return lengths[-1] >= least
 
         return mark
