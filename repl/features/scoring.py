@@ -64,9 +64,10 @@ def alternatives(s: Session, arg: str) -> None:
     if not tokens:
         raise TextgenError("nothing generated yet: type a seed first")
     picked = sorted(sorted(range(len(tokens)), key=lambda i: tokens[i].prob)[:n])
-    unit = "char" if s.generator.vocab.is_chars else "token"
-    table = Table(title=f"least likely {unit}s of the last output", title_style="tg.dim")
-    for column in ("#", "context", unit, "p", "model's top 5"):
+    chars = s.generator.vocab.is_chars
+    title = f"least likely {'characters' if chars else 'tokens'} of the last output"
+    table = Table(title=title, title_style="tg.dim")
+    for column in ("#", "context", "char" if chars else "token", "p", "model's top 5"):
         table.add_column(column, justify="right" if column in ("#", "p") else "left")
     for i in picked:
         t = tokens[i]
