@@ -283,6 +283,9 @@ NOT_ON_THE_SAMPLE_PATH = (
     "zipfile",
     "glob",
     "importlib.resources",
+    # Words and word pieces load only for such a model: a character model's start-up does not pay for them.
+    "textgen_core.tokens",
+    "sentencepiece",
 )
 
 LIST_IMPORTS = """
