@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import IO
@@ -28,7 +27,7 @@ from .commands import REGISTRY
 from .features.copies import Meter, turn_on
 from .features.model import banner
 from .follow import Follower
-from .keys import quiet_terminal
+from .keys import ctrl_c_interrupts, quiet_terminal
 from .prompt import default_history, make_prompt
 from .render import make_console
 from .session import Session
@@ -102,8 +101,6 @@ def main(args: argparse.Namespace, ckpt: Checkpoint, vocab: VocabSource) -> int:
     if keys is None:
         return piped(session, sys.stdin, follower)
     history = Path(args.history).expanduser() if args.history else default_history()
-    # A program that a script starts in the background (`cmd &`) inherits SIGINT ignored, and so does what it
-    # starts; Ctrl-C must still stop /compare or /load here.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    ctrl_c_interrupts()  # Ctrl-C must stop /compare or /load, whatever SIGINT was inherited as
     with quiet_terminal(sys.stdin.fileno()):
         return interactive(session, make_prompt(session, history, input=keys), follower)

@@ -9,6 +9,7 @@ typed meanwhile are handed back to the prompt as type-ahead.
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,6 +19,13 @@ if TYPE_CHECKING:
 
 #: How much one Up/Down or +/- moves the temperature while streaming.
 NUDGE = 0.1
+
+
+def ctrl_c_interrupts() -> None:
+    """Make Ctrl-C raise KeyboardInterrupt, whatever this process inherited. A program that a script starts in the
+    background (`cmd &`) inherits SIGINT ignored, and so does what it starts; where textgen says Ctrl-C stops
+    something (the REPL's runs, `/load`, a seed being primed), it must."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass(frozen=True)

@@ -229,6 +229,7 @@ def main(args: argparse.Namespace) -> int:
     from textgen_core.vocab import describe_unknown
 
     from ..bars import CharsBar
+    from ..keys import ctrl_c_interrupts
 
     prompt = read_text(args.prompt_file) if args.prompt_file else args.prompt
     temps = [0.0] if args.greedy else v.check_temperatures(tuple(args.temp or [DEFAULT_TEMP]))
@@ -249,6 +250,8 @@ def main(args: argparse.Namespace) -> int:
     out = _Output(sys.stdout, settings, prompt, args.jsonl, meter)
     held: list[list[str]] = [[out.header(i)] for i in range(1, len(settings))]
     rng = np.random.default_rng(args.seed)
+    if sys.stderr.isatty():  # the priming bar says Ctrl-C stops it
+        ctrl_c_interrupts()
     with CharsBar(None, "priming the seed", note=" · Ctrl-C stops") as bar:
         steps = sample_many(model, ckpt.vocab, prompt, settings, args.len, rng, lowercase, progress=bar, window=win)
         try:
