@@ -27,7 +27,7 @@ from rich.text import Text
 from textgen_core import checkpoint
 from textgen_core.cells import CellTracker
 from textgen_core.errors import TextgenError
-from textgen_core.generate import Generator, Token
+from textgen_core.generate import Generator, Token, chars
 from textgen_core.loader import VocabSource, run_window
 from textgen_core.sampling import SamplingSettings
 from textgen_core.steer import Branch, BranchTree, rng_snapshot
@@ -380,11 +380,6 @@ def bits(tokens: list[Token]) -> float:
     if not tokens:
         return math.nan
     return -sum(math.log2(max(t.prob, 1e-300)) for t in tokens) / chars(tokens)
-
-
-def chars(tokens: list[Token]) -> int:
-    """The characters `tokens` hold (their number, for a character model)."""
-    return sum(len(t.char) for t in tokens)
 
 
 def window_part(session: Session) -> str:

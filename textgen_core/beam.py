@@ -34,7 +34,7 @@ import numpy as np
 
 from .config import MAX_BEAM_WIDTH
 from .errors import TextgenError
-from .generate import Generator, GeneratorState, Token, describe_tokens
+from .generate import Generator, GeneratorState, Token, chars, describe_tokens
 from .inference import LSTMState, NumpyLSTM
 from .sampling import LN2, log_softmax
 from .vocab import Vocabulary
@@ -87,8 +87,7 @@ class BeamResult:
     @property
     def bpc(self) -> float:
         """Bits per character (NaN for an empty result)."""
-        chars = sum(len(t.char) for t in self.tokens)
-        return self.total_bits / chars if self.tokens else float("nan")
+        return self.total_bits / chars(self.tokens) if self.tokens else float("nan")
 
 
 class BeamSearch:

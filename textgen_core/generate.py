@@ -24,7 +24,7 @@ windows of many positions into one matrix product per step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -89,6 +89,12 @@ def char_record(char: str, index: int, prob: float, *, key: str = "char", **fiel
     adds what each one knows besides (the sampling's probability, the scored token's bits). `key` names the
     text (`record_key`): a character model's records keep their "char" field."""
     return {key: char, "index": index, "prob": prob, **fields}
+
+
+def chars(tokens: Iterable[Token]) -> int:
+    """The characters `tokens` hold (their number, for a character model): lengths, rates and bits per character
+    count characters whatever the token kind."""
+    return sum(len(t.char) for t in tokens)
 
 
 def record_key(vocab: Vocabulary) -> str:

@@ -12,7 +12,7 @@ generated with.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -60,19 +60,24 @@ class ScoreResult:
     bits: np.ndarray
     total_bits: float
     unknown: dict[str, int] = field(default_factory=dict)
+    #: The tokens' texts of a word or word-piece model; empty for a character model, whose tokens are `text`'s
+    #: characters (`token_texts`), so a long scored text is not copied into one string per character.
     pieces: tuple[str, ...] = ()
     #: What a record calls a token's text (`generate.record_key`).
     key: str = "char"
 
-    def __post_init__(self) -> None:
-        if not self.pieces:
-            object.__setattr__(self, "pieces", tuple(self.text))
+    @property
+    def token_texts(self) -> Sequence[str]:
+        """Each scored token's text, in order: `pieces`, or the characters of `text`."""
+        return self.pieces or self.text
 
     def records(self) -> Iterator[dict[str, object]]:
         """One JSON-ready record per scored token (`char_record` plus its `bits`): `index` is its position among
         the tokens (a character's position in `text` for a character model), and the records' bits add up to
         `total_bits` (up to float summation order)."""
-        for i, (piece, prob, bits) in enumerate(zip(self.pieces, self.probs.tolist(), self.bits.tolist(), strict=True)):
+        for i, (piece, prob, bits) in enumerate(
+            zip(self.token_texts, self.probs.tolist(), self.bits.tolist(), strict=True)
+        ):
             yield char_record(piece, i, prob, key=self.key, bits=bits)
 
     @property
@@ -91,7 +96,7 @@ class ScoreResult:
     def char_bits(self) -> np.ndarray:
         """Bits per character of `text`: each token's bits shared evenly by its characters (a character model's
         own bits), so that models of different token kinds line up on one text (`versus`)."""
-        if self.pieces == tuple(self.text):
+        if not self.pieces:
             return self.bits
         lengths = np.array([len(p) for p in self.pieces], np.int64)
         return np.repeat(self.bits / lengths, lengths)

@@ -69,14 +69,6 @@ class TokenVocabulary(Vocabulary):
         self._chars = Vocabulary(t for t in self.tokens if len(t) == 1 and t != _SPACE)
         self._lengths = np.array([len(t) for t in self.tokens], np.int64)
 
-    @property
-    def is_chars(self) -> bool:
-        return False
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return self._lengths
-
     def knows(self, ch: str) -> bool:
         return ch in self._chars
 
@@ -111,8 +103,9 @@ class WordVocabulary(TokenVocabulary):
         counts = Counter(w for w in WORD.findall(text) if 1 < len(w) <= MAX_TOKEN_CHARS)
         words = [w for w, n in counts.most_common() if n >= 2]
         most = len(chars) + len(words)
-        _check_size(min(DEFAULT_SIZES[cls.kind], most) if size is None else size, len(chars), most, "words seen twice")
-        return cls(chars + words[: (DEFAULT_SIZES[cls.kind] if size is None else size) - len(chars)])
+        size = min(DEFAULT_SIZES[cls.kind], most) if size is None else size
+        _check_size(size, len(chars), most, "words seen twice")
+        return cls(chars + words[: size - len(chars)])
 
     def _segment(self, text: str) -> np.ndarray:
         index = self._index
@@ -139,8 +132,7 @@ class PieceVocabulary(TokenVocabulary):
         super().__init__(tokens)
         self.model = model
         self._sp = _processor(model)
-        pieces = [self._sp.id_to_piece(i).replace(_SPACE, " ") for i in range(1, self._sp.get_piece_size())]
-        if pieces != self.tokens:
+        if _piece_texts(self._sp) != self.tokens:
             raise ValueError("vocabulary does not match its word-piece model")
 
     def meta(self) -> dict[str, str]:
@@ -196,9 +188,7 @@ class PieceVocabulary(TokenVocabulary):
             limit = re.search(r"<= (\d+)", str(e))
             raise _TooMany(int(limit.group(1)) - 1 if limit else None) from None
         model = out.getvalue()
-        sp = _processor(model)
-        pieces = [sp.id_to_piece(i).replace(_SPACE, " ") for i in range(1, sp.get_piece_size())]
-        return cls(pieces, model)
+        return cls(_piece_texts(_processor(model)), model)
 
     def _segment(self, text: str) -> np.ndarray:
         ids = np.array(self._sp.encode(text), np.int64) - 1
@@ -291,6 +281,11 @@ def _pieces(text: str) -> list[str]:
         out.append(text[at:end])
         at = end
     return out
+
+
+def _piece_texts(sp: Any) -> list[str]:
+    """Our token texts of a SentencePiece model: its pieces after its unknown piece, spaces as spaces."""
+    return [sp.id_to_piece(i).replace(_SPACE, " ") for i in range(1, sp.get_piece_size())]
 
 
 def _processor(model: bytes) -> Any:

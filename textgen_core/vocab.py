@@ -58,6 +58,7 @@ class Vocabulary:
         #: Each id's text: one character here, one or more for the token kinds of `textgen_core.tokens`.
         self.tokens: list[str] = chars
         self._index = {c: i for i, c in enumerate(chars)}
+        self._lengths = np.ones(len(chars), np.int64)  # read per generated token (`sample_many`): made once
         # Fast path for encoding long texts: a lookup table over code points.
         top = max((ord(c) for c in chars), default=0) + 1
         self._table = np.full(top, -1, dtype=np.int64)
@@ -83,12 +84,12 @@ class Vocabulary:
     @property
     def is_chars(self) -> bool:
         """Whether every token is one character (the default kind): per-character records keep their fields."""
-        return True
+        return self.kind == "char"
 
     @property
     def lengths(self) -> np.ndarray:
         """Characters per token, by id: what turns bits per token into bits per character."""
-        return np.ones(len(self.tokens), np.int64)
+        return self._lengths
 
     def meta(self) -> dict[str, str]:
         """What a checkpoint stores of the vocabulary besides its token list (`tokens.from_meta` reads it back);

@@ -42,7 +42,7 @@ def score(s: Session, text: str) -> None:
     pieces = cell_pieces(s, text)
     if pieces is None:
         colour = s.color != "off"
-        pieces = [(t, prob_style(p) if colour else None) for t, p in zip(result.pieces, result.probs, strict=True)]
+        pieces = [(t, prob_style(p) if colour else None) for t, p in zip(result.token_texts, result.probs, strict=True)]
     shown = "".join(ch for ch, _ in pieces)
     found = copies.measured(s, shown)  # with the copy meter on, its copied spans are underlined and listed
     s.print(styled(pieces if found is None else copies.underlined(pieces, found)), soft_wrap=True)

@@ -16,12 +16,12 @@ from rich.text import Text
 
 from textgen_core.beam import BeamSearch
 from textgen_core.errors import TextgenError
-from textgen_core.generate import GeneratorState, Token, encode_seed, sample_many
+from textgen_core.generate import GeneratorState, Token, chars, encode_seed, sample_many
 from textgen_core.steer import Fork, rebuild
 
 from ..render import colour_tokens, stats_line, styled
 from ..safe import flat, shown_char
-from ..session import ALTERNATIVES, bits, chars, finished
+from ..session import ALTERNATIVES, bits, finished
 from ..transcript import Turn
 from ..values import Beam, Number, parse_beam, parse_columns
 from .cells import coloured

@@ -24,14 +24,13 @@ from rich.text import Text
 
 from textgen_core import checkpoint
 from textgen_core.errors import TextgenError
-from textgen_core.generate import Generator, Token
+from textgen_core.generate import Generator, Token, chars
 from textgen_core.loader import open_model, run_window
 from textgen_core.versus import Scorer, continuation_bits, first_difference
 from textgen_core.vocab import describe_unknown
 
 from ..render import colour_tokens, styled
 from ..safe import flat, shown_char
-from ..session import chars
 from ..values import MAX_SEED, MODES
 from .model import NEEDS_VOCAB
 

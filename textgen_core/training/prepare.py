@@ -159,13 +159,10 @@ def prepare_data(
 
 
 def _saved_vocabulary(meta: dict) -> Vocabulary:
-    """The vocabulary a resume file records (`loop.Trainer.save_resume`)."""
-    if "tokens" not in meta:
-        return Vocabulary(meta["vocab"])
-    from ..tokens import check_tokens, from_meta
+    """The vocabulary a resume file records (`loop.Trainer.save_resume`), as a checkpoint records it."""
+    from ..tokens import from_meta
 
-    check_tokens(meta["vocab"])
-    return from_meta(meta["vocab"], meta["tokens"])
+    return from_meta(meta["vocab"], meta.get("tokens"))
 
 
 def _token_data(corpus: Corpus, config: TrainConfig, vocab: Vocabulary | None) -> Data:
