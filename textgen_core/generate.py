@@ -32,6 +32,7 @@ import numpy as np
 
 from .config import PRIME_TAIL
 from .inference import LSTMState, NumpyLSTM
+from .rng import Rng
 from .sampling import SamplingSettings, distribution, draw, entropy_bits, log_softmax
 from .vocab import Encoded, Vocabulary
 
@@ -218,7 +219,7 @@ def sampling_distribution(probs: np.ndarray, logp: np.ndarray, settings: Sequenc
 def _draw_tokens(
     logits: np.ndarray,
     settings: Sequence[SamplingSettings],
-    rngs: Sequence[np.random.Generator],
+    rngs: Sequence[Rng],
     vocab: Vocabulary,
     alternatives: int,
 ) -> tuple[list[Token], np.ndarray]:
@@ -257,7 +258,7 @@ class Generator:
         self.vocab = vocab
         self.lowercase = lowercase
         self.settings = settings or SamplingSettings()
-        self.rng = np.random.default_rng(seed)
+        self.rng = Rng(seed)
         self._state: LSTMState
         self._logits: np.ndarray
         self._recent = np.zeros(0, dtype=np.int64)
@@ -278,7 +279,7 @@ class Generator:
 
     def set_seed(self, seed: int | None) -> None:
         """Restart the RNG: an int makes what follows reproducible, None draws fresh entropy."""
-        self.rng = np.random.default_rng(seed)
+        self.rng = Rng(seed)
 
     def reset(self) -> None:
         """Forget all context: back to the start state, as after priming with an empty seed."""
@@ -356,7 +357,7 @@ def sample_many(
     prompt: str,
     settings: Sequence[SamplingSettings],
     length: int,
-    rng: np.random.Generator,
+    rng: Rng,
     lowercase: bool = False,
     alternatives: int = 0,
     window: int | None = None,

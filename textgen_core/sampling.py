@@ -1,8 +1,9 @@
 """Sampling rules: from a model's logits to the distribution a character is drawn from, and the draw itself.
 
-Pure functions with an explicit `numpy.random.Generator`, so a seed reproduces a sample exactly. Every function
-works on the last axis, so it takes one distribution (shape ``(V,)``) or a batch of them (``(B, V)``, one row per
-stream: several temperatures are drawn in one pass). Per-row parameters are given as arrays of length ``B``.
+Pure functions with an explicit generator (`textgen_core.rng.Rng`; a numpy ``Generator`` serves as well), so a
+seed reproduces a sample exactly. Every function works on the last axis, so it takes one distribution (shape
+``(V,)``) or a batch of them (``(B, V)``, one row per stream: several temperatures are drawn in one pass). Per-row
+parameters are given as arrays of length ``B``.
 
 The rules compose in the usual order: temperature, then top-k, then top-p (nucleus). Temperature is the book's
 ``reweight_distribution``, ``p_T ∝ exp(log(p) / T)``. Since ``log p = logits − logsumexp(logits)`` it equals
@@ -15,10 +16,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import TextgenError
+
+if TYPE_CHECKING:
+    from .rng import Rng
 
 LN2 = math.log(2.0)
 
@@ -178,7 +183,7 @@ def distribution(logits: np.ndarray, settings: SamplingSettings | Sequence[Sampl
     return probs
 
 
-def draw(probs: np.ndarray, rng: np.random.Generator | Sequence[np.random.Generator]) -> np.ndarray:
+def draw(probs: np.ndarray, rng: Rng | Sequence[Rng]) -> np.ndarray:
     """Draw one index per row by inverting the cumulative distribution with one uniform number per row.
 
     For a batch, `rng` may be one generator per row, so that each stream's randomness does not depend on how
@@ -187,7 +192,7 @@ def draw(probs: np.ndarray, rng: np.random.Generator | Sequence[np.random.Genera
     """
     p = np.asarray(probs, dtype=np.float64)
     cdf = np.cumsum(p, axis=-1)
-    if isinstance(rng, np.random.Generator):
+    if not isinstance(rng, Sequence):
         u = rng.random(p.shape[:-1])
     else:
         if len(rng) != p.shape[0]:

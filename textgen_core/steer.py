@@ -21,7 +21,6 @@ answer to that character alone, not new randomness.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ import numpy as np
 
 from .errors import TextgenError
 from .generate import Generator, GeneratorState, Token, describe_tokens, sampling_distribution
+from .rng import Rng
 from .sampling import SamplingSettings, distribution, log_softmax
 
 #: Choices step mode lists by default: the digits 1-9.
@@ -187,9 +187,9 @@ class Branch:
         return self.total_bits / len(self.text) if self.tokens else float("nan")
 
 
-def rng_snapshot(rng: np.random.Generator) -> dict[str, Any]:
+def rng_snapshot(rng: Rng) -> dict[str, Any]:
     """The RNG's state, to store as `Branch.rng_state` before a run draws from it."""
-    return copy.deepcopy(rng.bit_generator.state)
+    return rng.state
 
 
 @dataclass
@@ -350,8 +350,7 @@ class Fork:
         self.index = index
         self.rng = gen.rng
         if parent.rng_state is not None:
-            self.rng = np.random.default_rng()
-            self.rng.bit_generator.state = copy.deepcopy(parent.rng_state)
+            self.rng = Rng.from_state(parent.rng_state)
             # Skip the uniforms of the parent's drawn characters up to and including the one replaced (one per
             # character, see sampling.draw), so each later character is drawn with the parent's number for its place.
             for _ in range(max(0, split + 1 - parent.forced)):

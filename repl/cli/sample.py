@@ -220,11 +220,11 @@ def _beam(
 
 
 def main(args: argparse.Namespace) -> int:
-    import numpy as np
 
     from textgen_core.corpus import read_text
     from textgen_core.generate import encode_seed, sample_many
     from textgen_core.inference import NumpyLSTM
+    from textgen_core.rng import Rng
     from textgen_core.sampling import SamplingSettings
     from textgen_core.vocab import describe_unknown
 
@@ -249,7 +249,7 @@ def main(args: argparse.Namespace) -> int:
         return _beam(args, model, ckpt.vocab, prompt, lowercase, meter)
     out = _Output(sys.stdout, settings, prompt, args.jsonl, meter)
     held: list[list[str]] = [[out.header(i)] for i in range(1, len(settings))]
-    rng = np.random.default_rng(args.seed)
+    rng = Rng(args.seed)
     if sys.stderr.isatty():  # the priming bar says Ctrl-C stops it
         ctrl_c_interrupts()
     with CharsBar(None, "priming the seed", note=" · Ctrl-C stops") as bar:

@@ -10,13 +10,13 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING
 
-import numpy as np
 from rich.table import Table
 from rich.text import Text
 
 from textgen_core.beam import BeamSearch
 from textgen_core.errors import TextgenError
 from textgen_core.generate import GeneratorState, Token, chars, encode_seed, sample_many
+from textgen_core.rng import Rng
 from textgen_core.steer import Fork, rebuild
 
 from ..render import colour_tokens, stats_line, styled
@@ -54,7 +54,7 @@ def compare(s: Session, arg: str) -> None:
             s.last_seed,
             variants,
             s.length,
-            np.random.default_rng(s.seed),
+            Rng(s.seed),
             lowercase=gen.lowercase,
             window=gen.window,
             progress=s.priming,

@@ -17,7 +17,6 @@ import contextlib
 import itertools
 from typing import TYPE_CHECKING
 
-import numpy as np
 from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -26,6 +25,7 @@ from textgen_core import checkpoint
 from textgen_core.errors import TextgenError
 from textgen_core.generate import Generator, Token, chars
 from textgen_core.loader import open_model, run_window
+from textgen_core.rng import fresh_seed
 from textgen_core.versus import Scorer, continuation_bits, first_difference
 from textgen_core.vocab import describe_unknown
 
@@ -52,7 +52,7 @@ def versus(s: Session, arg: str) -> None:
     if s.last_seed is None:
         raise TextgenError("type a seed first: /versus continues the last one with both models")
     other = open_other(s, arg.strip())
-    seed = s.seed if s.seed is not None else int(np.random.default_rng().integers(MAX_SEED))
+    seed = s.seed if s.seed is not None else fresh_seed(MAX_SEED)
     gen = s.generator
     window = run_window(other.meta, s.windowed if other.meta.window is not None else None)
     a = Generator(gen.model, gen.vocab, lowercase=gen.lowercase, settings=s.settings, seed=seed, window=gen.window)
