@@ -47,7 +47,10 @@ class Pty:
         self.child.delaybeforesend = None
         os.set_blocking(self.child.child_fd, False)  # `write` reads while it writes: neither side can block
         self.seen = ""
+        #: Everything shown (escape codes out), never consumed by `wait_for`: what a failure's record shows.
+        self.log = ""
         self.tail = ""
+        self.synced = ""
         self.traceback = False
         self.ended = False
 
@@ -67,6 +70,7 @@ class Pty:
         self.tail, text = (text[cut:], text[:cut]) if cut >= 0 and len(text) - cut < 64 else ("", text)
         self.traceback = self.traceback or "Traceback (most recent call last)" in self.seen[-40:] + text
         self.seen = (self.seen + text)[-200_000:]
+        self.log = (self.log + text)[-4000:]
         return True
 
     def write(self, data: bytes, limit: float = LINE_TIMEOUT) -> bool:
@@ -108,11 +112,18 @@ class Pty:
         return True
 
     def sync(self, n: int, limit: float) -> bool:
-        return (
-            self.write(f"/zzsync{n}\r".encode(), limit)
-            and self.wait_for(f"unknown command /zzsync{n} ", limit)
-            and self.prompt_up(limit)
-        )
+        """Type marker `n` and wait for its error, then for the prompt; `synced` says how far it got."""
+        self.synced = "marker not typed"
+        if not self.write(f"/zzsync{n}\r".encode(), limit):
+            return False
+        self.synced = "marker typed, its error not shown"
+        if not self.wait_for(f"unknown command /zzsync{n} ", limit):
+            return False
+        self.synced = "marker's error shown, the prompt not back"
+        if not self.prompt_up(limit):
+            return False
+        self.synced = "back"
+        return True
 
     def prompt_up(self, limit: float) -> bool:
         """Wait for the prompt's toolbar: the line editor is reading keys now. Typed before (between two prompts,
@@ -146,7 +157,7 @@ def session_case(work: Work, tally: Tally, j: int, lines: int, names: list[tuple
         if not (pty.wait_for("type /help", 60) and pty.prompt_up(60)):
             _end(tally, pty, {"input": f"repl session {j}: start"}, hung=True)
             return
-        hung, first = False, k
+        hung, first, steps = False, k, []
         while k < len(todo) and not pty.ended:
             kind, line = todo[k]
             k += 1
@@ -155,11 +166,18 @@ def session_case(work: Work, tally: Tally, j: int, lines: int, names: list[tuple
                 tally.tried += 1
                 tally.kinds[kind] += 1
             marker += 1
-            if typed and pty.quiet(LINE_TIMEOUT) and pty.sync(marker, SYNC_TIMEOUT):
+            start = time.monotonic()
+            quiet = typed and pty.quiet(LINE_TIMEOUT)
+            if quiet and pty.sync(marker, SYNC_TIMEOUT):
                 continue
             if pty.ended:
                 break
-            if _recover(pty, marker * 1000):
+            steps = [
+                f"the line: {'typed' if typed else 'not all typed'}, output "
+                f"{'stopped' if quiet else 'still running'}, {pty.synced if quiet else 'no marker typed'} "
+                f"({time.monotonic() - start:.1f} s)"
+            ]
+            if _recover(pty, marker * 1000, steps):
                 with tally.lock:
                     tally.recovered += 1
                     if sum("needed Ctrl-C" in e for e in tally.examples) < 20:
@@ -168,16 +186,28 @@ def session_case(work: Work, tally: Tally, j: int, lines: int, names: list[tuple
             hung = True
             break
         last = todo[k - 1]
-        _end(tally, pty, {"input": f"repl session {j}, lines {first + 1}-{k}", "last": repr(last[1])}, hung=hung)
+        detail = {"input": f"repl session {j}, lines {first + 1}-{k}", "last": repr(last[1])}
+        if hung:
+            detail["recovery"] = steps
+        _end(tally, pty, detail, hung=hung)
 
 
-def _recover(pty: Pty, marker: int) -> bool:
-    """Ctrl-C (after ending a paste a line may have opened), up to three times, each followed by a marker."""
+def _recover(pty: Pty, marker: int, steps: list[str]) -> bool:
+    """Ctrl-C (after ending a paste a line may have opened), up to three times, each followed by a marker.
+    `steps` records what each attempt saw, so a hang's record says which wait ran out."""
     for attempt in range(3):
-        pty.write(b"\x1b[201~\x03", RECOVER_TIMEOUT)
+        start = time.monotonic()
+        typed = pty.write(b"\x1b[201~\x03", RECOVER_TIMEOUT)
         pty.quiet(1.0)
-        pty.write(b"\x03", RECOVER_TIMEOUT)
-        if pty.quiet(RECOVER_TIMEOUT) and pty.sync(marker + attempt, RECOVER_TIMEOUT):
+        typed = pty.write(b"\x03", RECOVER_TIMEOUT) and typed
+        quiet = pty.quiet(RECOVER_TIMEOUT)
+        synced = quiet and pty.sync(marker + attempt, RECOVER_TIMEOUT)
+        steps.append(
+            f"attempt {attempt + 1}: Ctrl-C {'typed' if typed else 'not taken'}, output "
+            f"{'stopped' if quiet else 'still running or ended'}, {pty.synced if quiet else 'no marker typed'} "
+            f"({time.monotonic() - start:.1f} s)"
+        )
+        if synced:
             return True
         if pty.ended:
             return False
@@ -200,4 +230,4 @@ def _end(tally: Tally, pty: Pty, detail: dict, *, hung: bool = False) -> None:
         tally.runs += 1
         tally.exits[str(status)] += 1
         for what in problems:
-            tally.fail(what, {**detail, "status": status, "screen": pty.seen[-600:]})
+            tally.fail(what, {**detail, "status": status, "screen": pty.log[-1500:]})
