@@ -17,9 +17,10 @@ from conftest import Terminal, assert_one_line_error, make_text, run_cli, spawn_
 from textgen_core.checkpoint import CheckpointMeta, load, save
 from textgen_core.copies import match_lengths, maximal_spans, report, training_text
 from textgen_core.copyindex import SUFFIX, index_for
-from textgen_core.corpus import Source, SourceReader
+from textgen_core.corpus import SourceReader
 from textgen_core.errors import TextgenError
 from textgen_core.repeats import find_loop
+from textgen_core.sources import Source
 
 #: The letters the novel passages are drawn from: all in the corpus, so every character can match by chance.
 LETTERS = "abcdefghiklmnopqrstuw "

@@ -23,7 +23,7 @@ from conftest import ROOT, Terminal, injected_pythonpath, run_cli, run_on_pty_st
 
 from repl import cli
 from textgen_core import checkpoint
-from textgen_core.corpus import Source
+from textgen_core.sources import Source
 
 #: An OSC that retitles the window, a CSI that clears the screen and one that moves the cursor, a bell, a
 #: backspace, a carriage return, an 8-bit CSI, and a tab that must stay a tab.

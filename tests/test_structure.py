@@ -288,6 +288,10 @@ NOT_ON_THE_SAMPLE_PATH = (
     "sentencepiece",
     # Draws come from textgen_core.rng: numpy.random's import was the largest single part of start-up.
     "numpy.random",
+    # argparse's default help formatter imports shutil (and three compression modules) for the width;
+    # the corpus reader is for training and the Keras vocabulary.
+    "shutil",
+    "textgen_core.corpus",
 )
 
 LIST_IMPORTS = """

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import ModelConfig
-from .corpus import Source
 from .errors import TextgenError
 from .paths import kind_of, read_error, user_path
+from .sources import Source
 from .vocab import Vocabulary, is_forbidden_control
 
 if TYPE_CHECKING:

@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from .copyindex import CopyIndex
-from .corpus import Source
 from .errors import TextgenError
 from .paths import kind_of, user_path
+from .sources import Source
 
 
 class CopyTracker:

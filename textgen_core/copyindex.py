@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
-from .corpus import Source, SourceReader, code_points
+from .corpus import SourceReader, code_points
 from .errors import TextgenError
+from .sources import Source
 
 MAGIC = b"TGCOPYIX"
 FORMAT = "textgen-copy-index"

@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import TextgenError
 from .paths import read_error
+from .sources import Source
 from .vocab import Vocabulary, is_forbidden_control
 
 DEFAULT_MAX_VOCAB = 1000
@@ -29,30 +30,6 @@ DEFAULT_MAX_VOCAB = 1000
 CHUNK_BYTES = 1 << 20
 #: The characters `is_forbidden_control` refuses (all lie below U+00A0), as one regex: a scan runs at C speed.
 _FORBIDDEN = re.compile("[" + "".join(re.escape(chr(o)) for o in range(0xA0) if is_forbidden_control(chr(o))) + "]")
-
-
-@dataclass(frozen=True)
-class Source:
-    """One file of a corpus, identified by name and content hash (stored in checkpoints for --resume checks).
-
-    `path` is where the file was read from, absolute, when known: the copy meter (`textgen_core.copies`) finds a
-    model's training text there again, checked by the hash. It is optional (None) so that records written before
-    it, and sources whose place means nothing elsewhere, still read; comparisons between corpora use the name and
-    the hash, never the path, since the same file may be read from another folder."""
-
-    name: str
-    sha256: str
-    chars: int
-    path: str | None = None
-
-    def to_dict(self) -> dict:
-        d: dict = {"name": self.name, "sha256": self.sha256, "chars": self.chars}
-        return d if self.path is None else {**d, "path": self.path}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Source:
-        path = d.get("path")
-        return cls(str(d["name"]), str(d["sha256"]), int(d["chars"]), path if isinstance(path, str) else None)
 
 
 @dataclass

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from . import checkpoint
 from .checkpoint import HDF5_MAGIC, ZIP_MAGIC
-from .corpus import SourceReader
 from .errors import TextgenError
 from .vocab import Vocabulary
 
@@ -59,6 +58,8 @@ def keras_vocabulary(
     characters of the (optionally lower-cased) `corpus`, or the characters of a `chars` file in order (a final
     newline that repeats an earlier one is the file's line end, not a character). Both are read as corpora are
     (newlines normalised, control characters refused), as Python's text mode read them for the book."""
+    from .corpus import SourceReader  # only a Keras model needs the corpus reader: sampling starts without it
+
     if (corpus is None) == (chars is None):
         raise TextgenError(
             "a Keras model has no vocabulary: give the corpus it was trained on, or a file of its characters"

@@ -10,6 +10,7 @@ command starts with nothing loaded that it does not use.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
@@ -79,8 +80,41 @@ SUBCOMMANDS = (
 )
 
 
+def _columns() -> int:
+    """The terminal's width as `shutil.get_terminal_size` finds it ($COLUMNS, else standard output's terminal,
+    else 80), found here because argparse's help formatter imports shutil to ask, and shutil imports three
+    compression modules: milliseconds of every command's start-up, since argparse builds a formatter for each
+    argument it is given, help or not."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class Formatter(argparse.HelpFormatter):
+    """Help laid out at the terminal's width (`_columns`, less argparse's own two-column margin)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None):
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
+
+
+class _AsWritten(argparse.RawDescriptionHelpFormatter, Formatter):
+    """`Formatter`, keeping the description and the command list (`textgen --help`) as written."""
+
+
 class Parser(argparse.ArgumentParser):
-    """ArgumentParser whose errors are one line (no usage dump) and exit with status 2."""
+    """ArgumentParser whose errors are one line (no usage dump) and exit with status 2; help at the terminal's
+    width (`Formatter`)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {flat(message)} (see {self.prog} --help)\n")
@@ -100,7 +134,7 @@ def build_parser(command: str | None = None) -> Parser:
             "coloured REPL."
         ),
         epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_AsWritten,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for spec in SUBCOMMANDS:

@@ -220,8 +220,6 @@ def _beam(
 
 
 def main(args: argparse.Namespace) -> int:
-
-    from textgen_core.corpus import read_text
     from textgen_core.generate import encode_seed, sample_many
     from textgen_core.inference import NumpyLSTM
     from textgen_core.rng import Rng
@@ -229,9 +227,13 @@ def main(args: argparse.Namespace) -> int:
     from textgen_core.vocab import describe_unknown
 
     from ..bars import CharsBar
-    from ..keys import ctrl_c_interrupts
 
-    prompt = read_text(args.prompt_file) if args.prompt_file else args.prompt
+    if args.prompt_file:
+        from textgen_core.corpus import read_text
+
+        prompt = read_text(args.prompt_file)
+    else:
+        prompt = args.prompt
     temps = [0.0] if args.greedy else v.check_temperatures(tuple(args.temp or [DEFAULT_TEMP]))
     settings = [SamplingSettings(t, args.top_k, args.top_p) for t in temps]
     ckpt = open_model(args)
@@ -251,6 +253,8 @@ def main(args: argparse.Namespace) -> int:
     held: list[list[str]] = [[out.header(i)] for i in range(1, len(settings))]
     rng = Rng(args.seed)
     if sys.stderr.isatty():  # the priming bar says Ctrl-C stops it
+        from ..keys import ctrl_c_interrupts
+
         ctrl_c_interrupts()
     with CharsBar(None, "priming the seed", note=" · Ctrl-C stops") as bar:
         steps = sample_many(model, ckpt.vocab, prompt, settings, args.len, rng, lowercase, progress=bar, window=win)

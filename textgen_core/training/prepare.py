@@ -21,9 +21,10 @@ from torch.nn.parallel import DistributedDataParallel
 from .. import checkpoint as ckpt
 from .. import tokenfile
 from ..config import ModelConfig, option
-from ..corpus import Corpus, Source, load_corpus, val_start
+from ..corpus import Corpus, load_corpus, val_start
 from ..errors import TextgenError
 from ..runfolder import check_new_run, read_resume
+from ..sources import Source
 from ..vocab import Vocabulary
 from .calibrate import ConfigTimer, StepTimer, calibrate, median_step, time_steps
 from .config import TrainConfig, check_fixed_fields, merge_resumed, with_budget
