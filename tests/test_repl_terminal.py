@@ -327,3 +327,56 @@ def test_ctrl_c_works_even_when_sigint_was_inherited_ignored(repl_checkpoint: Pa
         term.wait_for("interrupted; the session goes on", timeout=5)
     finally:
         child.close(force=True)
+
+
+# ---- auto-suggest from the latest history ---------------------------------------------------------------------------
+
+
+def suggestion_for(entries: list[str], typed: str) -> str | None:
+    from prompt_toolkit.buffer import Buffer
+    from prompt_toolkit.document import Document
+    from prompt_toolkit.history import InMemoryHistory
+
+    from repl.prompt import RecentSuggest
+
+    history = InMemoryHistory()
+    for entry in entries:
+        history.append_string(entry)
+    found = RecentSuggest().get_suggestion(Buffer(history=history), Document(typed))
+    return None if found is None else found.text
+
+
+def test_suggestions_come_from_the_latest_matching_entry_and_line() -> None:
+    entries = ["the will to power", "the will to truth", "first\nthe wanderer", "other"]
+    assert suggestion_for(entries, "the w") == "anderer"  # a line of a multi-line entry, the latest first
+    assert suggestion_for(entries, "the will") == " to truth"
+    assert suggestion_for(entries, "zebra") is None
+    assert suggestion_for(entries, "   ") is None  # nothing typed: no suggestion
+    assert suggestion_for(entries, "line one\nthe will to p") == "ower"  # the current line is what is completed
+
+
+def test_suggestions_look_only_at_the_latest_entries() -> None:
+    from repl.prompt import RECENT
+
+    old = ["an old seed, long forgotten"]
+    recent = [f"entry {i}" for i in range(RECENT)]
+    assert suggestion_for(old + recent[1:], "an old") == " seed, long forgotten"  # within the latest RECENT
+    assert suggestion_for(old + recent, "an old") is None  # pushed out: typing never scans the whole history
+
+
+def test_a_suggestion_is_shown_and_taken_with_the_right_arrow(repl_checkpoint: Path, tmp_path: Path) -> None:
+    history = tmp_path / "state" / "textgen" / "history"
+    history.parent.mkdir(parents=True)
+    history.write_text("\n# 2026-01-01 00:00:00\n+the will to power\n", encoding="utf-8")
+    child = spawn_repl(repl_checkpoint, tmp_path, length=4)
+    term = Terminal(child)
+    try:
+        term.wait_for("model tiny")
+        child.send("the wi")
+        term.wait_for("ll to power")  # the suggestion, drawn after the typed text
+        child.send("\x1b[C\r")  # Right takes it, Enter runs it
+        term.wait_for("chars/s")
+        term.command(f"/save {tmp_path / 'out.txt'}", "saved")
+    finally:
+        child.terminate(force=True)
+    assert "the will to power" in (tmp_path / "out.txt").read_text(encoding="utf-8")
