@@ -59,6 +59,8 @@ def test_no_seed_draws_fresh_numbers_and_bad_input_is_refused() -> None:
     assert all(0.0 <= x < 1.0 for x in Rng().random(1000).tolist())
     with pytest.raises(ValueError, match="non-negative"):
         Rng(-1)
+    with pytest.raises(ValueError, match="no seed to spawn"):
+        Rng.from_state(Rng(3).state).spawn(2)
     with pytest.raises(ValueError, match="PCG64"):
         Rng.from_state({"bit_generator": "MT19937", "state": {}})
     picked = {fresh_seed(9) for _ in range(200)}

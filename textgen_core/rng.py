@@ -14,6 +14,7 @@ What is here is what sampling uses: `Rng.random` (numbers in [0, 1)), `Rng.spawn
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -95,7 +96,8 @@ class Rng:
     def __init__(self, seed: int | Sequence[int] | None = None, *, _spawn_key: tuple[int, ...] = ()):
         if seed is None:
             seed = int.from_bytes(os.urandom(16), "little")
-        self._entropy = seed
+        #: The seed children are spawned from; None for a generator restored from a state (`from_state`).
+        self._entropy: int | Sequence[int] | None = seed
         self._spawn_key = _spawn_key
         self._children = 0
         s0, s1, i0, i1 = _generate(_pool(seed, _spawn_key), 4)
@@ -116,13 +118,12 @@ class Rng:
         if size is None:
             return (self._next() >> 11) * _DOUBLE
         shape = (size,) if isinstance(size, int) else tuple(size)
-        n = 1
-        for d in shape:
-            n *= d
-        return np.array([(self._next() >> 11) * _DOUBLE for _ in range(n)], dtype=np.float64).reshape(shape)
+        return np.array([(self._next() >> 11) * _DOUBLE for _ in range(math.prod(shape))]).reshape(shape)
 
     def spawn(self, n: int) -> list[Rng]:
         """`n` independent children, the ones ``Generator.spawn`` makes from the same seed."""
+        if self._entropy is None:
+            raise ValueError("a generator restored from a state has no seed to spawn from")
         start, self._children = self._children, self._children + n
         return [Rng(self._entropy, _spawn_key=(*self._spawn_key, i)) for i in range(start, start + n)]
 
@@ -145,8 +146,9 @@ class Rng:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Rng:
-        """A generator that goes on from `state` (from `state` of another)."""
-        rng = cls(0)
+        """A generator that goes on from `state` (from `state` of another), without seeding one first."""
+        rng = cls.__new__(cls)
+        rng._entropy, rng._spawn_key, rng._children = None, (), 0
         rng.state = state
         return rng
 
