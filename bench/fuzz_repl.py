@@ -172,11 +172,7 @@ def session_case(work: Work, tally: Tally, j: int, lines: int, names: list[tuple
                 continue
             if pty.ended:
                 break
-            steps = [
-                f"the line: {'typed' if typed else 'not all typed'}, output "
-                f"{'stopped' if quiet else 'still running'}, {pty.synced if quiet else 'no marker typed'} "
-                f"({time.monotonic() - start:.1f} s)"
-            ]
+            steps = [_saw("the line", typed, quiet, pty, start)]
             if _recover(pty, marker * 1000, steps):
                 with tally.lock:
                     tally.recovered += 1
@@ -192,6 +188,14 @@ def session_case(work: Work, tally: Tally, j: int, lines: int, names: list[tuple
         _end(tally, pty, detail, hung=hung)
 
 
+def _saw(what: str, typed: bool, quiet: bool, pty: Pty, start: float) -> str:
+    """One step of a hang's record: whether the keys went in, whether the output stopped, how far the marker got."""
+    return (
+        f"{what}: {'typed' if typed else 'not all typed'}, output {'stopped' if quiet else 'still running or ended'}, "
+        f"{pty.synced if quiet else 'no marker typed'} ({time.monotonic() - start:.1f} s)"
+    )
+
+
 def _recover(pty: Pty, marker: int, steps: list[str]) -> bool:
     """Ctrl-C (after ending a paste a line may have opened), up to three times, each followed by a marker.
     `steps` records what each attempt saw, so a hang's record says which wait ran out."""
@@ -202,11 +206,7 @@ def _recover(pty: Pty, marker: int, steps: list[str]) -> bool:
         typed = pty.write(b"\x03", RECOVER_TIMEOUT) and typed
         quiet = pty.quiet(RECOVER_TIMEOUT)
         synced = quiet and pty.sync(marker + attempt, RECOVER_TIMEOUT)
-        steps.append(
-            f"attempt {attempt + 1}: Ctrl-C {'typed' if typed else 'not taken'}, output "
-            f"{'stopped' if quiet else 'still running or ended'}, {pty.synced if quiet else 'no marker typed'} "
-            f"({time.monotonic() - start:.1f} s)"
-        )
+        steps.append(_saw(f"attempt {attempt + 1} (Ctrl-C)", typed, quiet, pty, start))
         if synced:
             return True
         if pty.ended:
