@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import IO
@@ -27,30 +28,41 @@ from .commands import REGISTRY
 from .features.copies import Meter, turn_on
 from .features.model import banner
 from .follow import Follower
-from .keys import ctrl_c_interrupts, quiet_terminal
+from .keys import ctrl_c_between_lines, quiet_terminal
 from .prompt import default_history, make_prompt
 from .render import make_console
 from .session import Session
 
+#: What Ctrl-C at the prompt (or between two lines) says: it never ends the session.
+CTRL_C_HINT = "(Ctrl-C clears the line and stops a run; to leave, type /quit or press Ctrl-D)"
+
 
 def interactive(session: Session, prompt: PromptSession, follower: Follower | None = None) -> int:
-    """Read lines from a prompt until /quit or Ctrl-D. Ctrl-C never ends the session. While the prompt waits,
-    `follower` (by default one for `session`) watches the loaded checkpoint's file and reports above the prompt."""
+    """Read lines from a prompt until /quit or Ctrl-D. Ctrl-C never ends the session (`CtrlC` says where it
+    interrupts). While the prompt waits, `follower` (by default one for `session`) watches the loaded checkpoint's
+    file and reports above the prompt."""
     follower = follower or Follower(session)
-    while session.running:
-        try:
-            follower.check()  # what the run wrote during the last turn
-            line = prompt.prompt(pre_run=lambda: get_app().create_background_task(follower.watch()))
-        except KeyboardInterrupt:
-            session.note("(Ctrl-C clears the line and stops a run; to leave, type /quit or press Ctrl-D)")
-            continue
-        except EOFError:
-            break
-        try:
-            with session.pinned_toolbar():
-                session.submit(line)
-        except KeyboardInterrupt:
-            session.note("interrupted; the session goes on")
+    with ctrl_c_between_lines() as ctrl_c:
+        while session.running:
+            try:
+                if ctrl_c.take():
+                    session.note(CTRL_C_HINT)
+                follower.check()  # what the run wrote during the last turn
+                # handle_sigint=False: prompt_toolkit would swap SIGINT's handler for asyncio's and back at each
+                # prompt, leaving moments where a Ctrl-C cancels the prompt's event loop; `ctrl_c` keeps it.
+                line = prompt.prompt(
+                    pre_run=lambda: get_app().create_background_task(follower.watch()), handle_sigint=False
+                )
+            except KeyboardInterrupt:  # Ctrl-C at the prompt: a key, which prompt_toolkit turns into this
+                session.note(CTRL_C_HINT)
+                continue
+            except EOFError:
+                break
+            try:
+                with session.pinned_toolbar(), ctrl_c.interrupts():
+                    session.submit(line)
+            except KeyboardInterrupt:
+                session.note("interrupted; the session goes on")
     return 0
 
 
@@ -101,6 +113,10 @@ def main(args: argparse.Namespace, ckpt: Checkpoint, vocab: VocabSource) -> int:
     if keys is None:
         return piped(session, sys.stdin, follower)
     history = Path(args.history).expanduser() if args.history else default_history()
-    ctrl_c_interrupts()  # Ctrl-C must stop /compare or /load, whatever SIGINT was inherited as
     with quiet_terminal(sys.stdin.fileno()):
-        return interactive(session, make_prompt(session, history, input=keys), follower)
+        status = interactive(session, make_prompt(session, history, input=keys), follower)
+    # The session is over and what it wrote is closed; what is left is handing back its memory, seconds after many
+    # long runs. A Ctrl-C pressed meanwhile (the person waiting at the terminal) must not end the process by the
+    # signal instead of with its status.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return status

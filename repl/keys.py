@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,6 +27,56 @@ def ctrl_c_interrupts() -> None:
     background (`cmd &`) inherits SIGINT ignored, and so does what it starts; where textgen says Ctrl-C stops
     something (the REPL's runs, `/load`, a seed being primed), it must."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class CtrlC:
+    """SIGINT as the REPL's loop wants it: a KeyboardInterrupt only while a line executes.
+
+    Ctrl-C stops /compare, /load or a seed being primed, which poll no keys, so while a line executes it must
+    interrupt. Between two lines, in the loop's own bookkeeping, it is only recorded (`pressed`): Ctrl-C held down
+    repeats faster than the loop turns round, and a KeyboardInterrupt raised where no handler waits (inside the
+    handler of the one before) would end the session, which Ctrl-C never does. At the prompt, Ctrl-C is a key and
+    prompt_toolkit's own handler takes SIGINT (a `kill -INT`) meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self.executing = False
+        self.pressed = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.executing:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    @contextlib.contextmanager
+    def interrupts(self) -> Iterator[None]:
+        """Within the block (a line executing), Ctrl-C raises KeyboardInterrupt."""
+        self.executing = True
+        try:
+            yield
+        finally:
+            self.executing = False
+
+    def take(self) -> bool:
+        """Whether Ctrl-C was pressed between lines since the last call."""
+        pressed, self.pressed = self.pressed, False
+        return pressed
+
+
+@contextlib.contextmanager
+def ctrl_c_between_lines() -> Iterator[CtrlC]:
+    """Install a `CtrlC` as SIGINT's handler for the block, whatever this process inherited (a background job's
+    SIGINT comes ignored), and put back the previous one after. Off the main thread, where no handler can be set
+    (a test driving the loop from a thread), the `CtrlC` only says nothing was pressed."""
+    ctrl_c = CtrlC()
+    if threading.current_thread() is not threading.main_thread():
+        yield ctrl_c
+        return
+    previous = signal.signal(signal.SIGINT, ctrl_c)
+    try:
+        yield ctrl_c
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass(frozen=True)

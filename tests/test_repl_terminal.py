@@ -329,6 +329,39 @@ def test_ctrl_c_works_even_when_sigint_was_inherited_ignored(repl_checkpoint: Pa
         child.close(force=True)
 
 
+def hold_ctrl_c(term: Terminal, seconds: float) -> None:
+    """Ctrl-C held down: the key repeating every 10 ms, for `seconds` or until the REPL ends, the screen read
+    meanwhile as a terminal does."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and term.child.isalive():
+        with contextlib.suppress(OSError):
+            term.child.sendcontrol("c")
+        with contextlib.suppress(pexpect.EOF):
+            term.read(0.01)
+
+
+def test_ctrl_c_held_down_never_ends_the_session(repl_checkpoint: Path, tmp_path: Path) -> None:
+    """Held down, Ctrl-C repeats faster than the loop turns round between two prompts, where it is a signal: the
+    session goes on, and ends only when asked, with status 0."""
+    child = spawn_repl(repl_checkpoint, tmp_path)
+    term = Terminal(child)
+    try:
+        term.wait_for("model tiny")
+        term.command("the", "chars/s")
+        hold_ctrl_c(term, 4)
+        assert child.isalive(), term.seen[-800:]
+        term.pause(0.5)
+        term.command("/len 7", "length  7")
+        term.pause(0.5)
+        child.sendcontrol("d")
+        hold_ctrl_c(term, 5)  # pressed while it ends, too
+        child.expect(pexpect.EOF, timeout=20)
+    finally:
+        child.close(force=True)
+    assert (child.signalstatus, child.exitstatus) == (None, 0)
+    assert "to leave, type /quit or press Ctrl-D" in term.seen
+
+
 # ---- auto-suggest from the latest history ---------------------------------------------------------------------------
 
 
