@@ -5,7 +5,8 @@ unknown command) is typed and its error awaited: then the REPL has read the line
 at its prompt. A line whose marker does not come (`SYNC_TIMEOUT` after the output went quiet; the output may run
 for `LINE_TIMEOUT`) gets Ctrl-C (and the end of a paste, in case a line opened one); if the marker then comes, the
 line "needed Ctrl-C"; if not, the session hung and is killed. A session a line ends (Ctrl-D at an empty prompt)
-is counted by its exit status and the next session goes on with the next line.
+is counted by its exit status, also when it ends only while Ctrl-C is tried (a session holding much memory takes
+seconds to exit), and the next session goes on with the next line.
 """
 
 from __future__ import annotations
@@ -179,7 +180,9 @@ def session_case(work: Work, tally: Tally, j: int, lines: int, names: list[tuple
                     if sum("needed Ctrl-C" in e for e in tally.examples) < 20:
                         tally.examples.append({"needed Ctrl-C": f"session {j} line {k}: {kind}", "line": repr(line)})
                 continue
-            hung = True
+            # Ended meanwhile: the line ended the session (Ctrl-D) and handing back a large session's memory
+            # outlasted the marker's wait. Counted by its exit status, as any session a line ends.
+            hung = not pty.ended
             break
         last = todo[k - 1]
         detail = {"input": f"repl session {j}, lines {first + 1}-{k}", "last": repr(last[1])}
