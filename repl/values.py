@@ -14,8 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from textgen_core.config import BOOK_TEMPERATURES, MAX_BEAM_WIDTH
 from textgen_core.errors import TextgenError
@@ -43,8 +42,7 @@ MODES = ("prob", "sampled", "entropy", "off")
 OFF = ("off", "none")
 
 
-@dataclass(frozen=True)
-class Number(Generic[T]):
+class Number(NamedTuple, Generic[T]):
     """A number of `kind` (int or float) in a range; `off=True` also takes "off" (or "none") for None.
 
     `what` names the setting in the message ("temperature"); generic rules leave it empty, and argparse names
@@ -140,8 +138,7 @@ def check_temperatures(temps: tuple[C, ...]) -> tuple[C, ...] | tuple[float, ...
 parse_beam_width = Number(int, 1, MAX_BEAM_WIDTH, what="beam width")
 
 
-@dataclass(frozen=True)
-class Beam:
+class Beam(NamedTuple):
     """A /compare column that is a beam search of `width` rather than a temperature."""
 
     width: int

@@ -4,7 +4,7 @@ setting is declared once: a dataclass field that carries its own `textgen train`
 from __future__ import annotations
 
 from dataclasses import Field, asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from .recurrent import CELLS, Cell
 
@@ -61,8 +61,7 @@ _LATER_FIELDS = {"recurrent_activation": "sigmoid", "cell": "lstm"}
 FLAG = "flag"
 
 
-@dataclass(frozen=True)
-class Flag:
+class Flag(NamedTuple):
     """How a config field is given on the command line, declared with the field (`setting`) so that a setting is
     written once: `textgen train` builds its flag from this (`repl/cli/train.py`), named after the field
     (`option`), with argparse default None so that the command can tell which flags a user gave.

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -122,8 +122,7 @@ class PrimeResult:
         return sum(self.unknown.values())
 
 
-@dataclass(frozen=True)
-class GeneratorState:
+class GeneratorState(NamedTuple):
     """A snapshot of a `Generator`: the LSTM state and the pending prediction for the next character (and, for a
     windowed generator, the ids of the window)."""
 

@@ -13,9 +13,8 @@ windows, statefully otherwise.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import checkpoint
 from .checkpoint import HDF5_MAGIC, ZIP_MAGIC
@@ -29,8 +28,7 @@ if TYPE_CHECKING:
 NEEDS_VOCAB = "add --vocab-from CORPUS (and --lowercase if it was trained lower-cased) or --chars FILE"
 
 
-@dataclass(frozen=True)
-class VocabSource:
+class VocabSource(NamedTuple):
     """Where a Keras model's vocabulary comes from: the corpus it was trained on (the book's rule) or a file of
     its characters in order; `lowercase` also tells textgen to lower-case what it feeds the model."""
 

@@ -7,8 +7,7 @@ Registering stays light: the library (numpy, h5py) is imported only when a comma
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .. import values as v
 
@@ -17,8 +16,7 @@ if TYPE_CHECKING:
     from textgen_core.loader import VocabSource
 
 
-@dataclass(frozen=True)
-class Subcommand:
+class Subcommand(NamedTuple):
     """A subcommand as `textgen --help` lists it, declared without importing its module (`module`, in this
     package), so that only the subcommand that runs is loaded."""
 
