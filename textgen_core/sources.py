@@ -6,11 +6,10 @@ Its own module because opening a checkpoint reads these records and nothing else
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):
     """One file of a corpus, identified by name and content hash (stored in checkpoints for --resume checks).
 
     `path` is where the file was read from, absolute, when known: the copy meter (`textgen_core.copies`) finds a
