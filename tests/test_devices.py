@@ -16,15 +16,20 @@ from tests.test_train import tiny_config
 from textgen_core import checkpoint as ckpt
 from textgen_core.runfolder import run_step
 from textgen_core.training.evaluation import evaluate_bpc
+from textgen_core.training.hardware import cpu_supports_bf16
 from textgen_core.training.loop import Trainer
 from textgen_core.training.model import CharLSTM
 
 one_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 two_gpus = pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
 DEVICES = [pytest.param("cpu"), pytest.param("cuda", marks=one_gpu)]
+#: A CPU without native bf16 refuses `--precision bf16` (`test_precision_auto.py` checks the message).
+native_bf16 = pytest.mark.skipif(not cpu_supports_bf16(), reason="needs a CPU with native bf16 (AVX-512 BF16 or AMX)")
 #: fp16 (loss scaling) is for GPUs only.
 PRECISIONS = [
-    pytest.param(device.values[0], p, marks=device.marks)
+    pytest.param(
+        device.values[0], p, marks=[*device.marks, *([native_bf16] if (device.values[0], p) == ("cpu", "bf16") else [])]
+    )
     for device in DEVICES
     for p in ("bf16", "fp16", "fp32")
     if p != "fp16" or device.values[0] == "cuda"

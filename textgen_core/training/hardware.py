@@ -48,6 +48,12 @@ def pick_precision(name: str, device: torch.device) -> str:
         raise TextgenError(f"--precision {name!r}: choose auto, bf16, fp16 or fp32")
     if name == "fp16" and device.type != "cuda":
         raise TextgenError("--precision fp16 is for CUDA GPUs; on a CPU use bf16 or fp32")
+    if name == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
+        # Without native kernels torch's LSTM refuses bf16 (oneDNN has no such primitive) and the rest is emulated.
+        raise TextgenError(
+            "--precision bf16: this CPU has no native bf16 (AVX-512 BF16 or AMX), and torch's LSTM cannot train in "
+            "bf16 on it; use --precision fp32 or auto"
+        )
     return name
 
 
