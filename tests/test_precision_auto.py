@@ -250,6 +250,8 @@ def test_bf16_on_a_cpu_without_native_bf16_is_refused_in_one_line(monkeypatch) -
     monkeypatch.setattr(hardware, "cpu_supports_bf16", lambda: False)
     with pytest.raises(TextgenError, match=r"^--precision bf16: this CPU has no native bf16 .* use --precision fp32"):
         hardware.pick_precision("bf16", torch.device("cpu"))
+    # A GRU or plain RNN has bf16 kernels there (emulated): the flag still does what it says.
+    assert hardware.pick_precision("bf16", torch.device("cpu"), lstm=False) == "bf16"
     assert hardware.pick_precision("fp32", torch.device("cpu")) == "fp32"
     assert hardware.pick_precision("auto", torch.device("cpu")) == "fp32"
 

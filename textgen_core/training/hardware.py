@@ -33,13 +33,13 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
-def pick_precision(name: str, device: torch.device) -> str:
+def pick_precision(name: str, device: torch.device, *, lstm: bool = True) -> str:
     """The precision the flag names, checked. For `auto`: on a GPU bf16 autocast where it is supported (an LSTM
     step is mostly matrix products, which bf16 kernels run faster at no loss in bpc for a fixed time budget); on a
     CPU without native bf16, fp32 (bf16 is emulated there, several times slower); on a CPU with it, "auto": a CPU
     that has bf16 kernels may still run them slower than fp32, so the run times both (`precision`,
     `prepare.fit_to_machine`). fp16 (for GPUs without bf16) scales the loss with a GradScaler so small gradients
-    do not underflow."""
+    do not underflow. `lstm`: the model has an LSTM layer, which bf16 on a CPU without native bf16 cannot train."""
     if name == "auto":
         if device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
@@ -48,7 +48,7 @@ def pick_precision(name: str, device: torch.device) -> str:
         raise TextgenError(f"--precision {name!r}: choose auto, bf16, fp16 or fp32")
     if name == "fp16" and device.type != "cuda":
         raise TextgenError("--precision fp16 is for CUDA GPUs; on a CPU use bf16 or fp32")
-    if name == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
+    if name == "bf16" and lstm and device.type == "cpu" and not cpu_supports_bf16():
         # Without native kernels torch's LSTM refuses bf16 (oneDNN has no such primitive) and the rest is emulated.
         raise TextgenError(
             "--precision bf16: this CPU has no native bf16 (AVX-512 BF16 or AMX), and torch's LSTM cannot train in "
@@ -91,14 +91,14 @@ def max_processes(device: torch.device) -> int:
     return torch.cuda.device_count() if device.type == "cuda" else cpu_threads()
 
 
-def use_device(device: str, precision: str, world: World) -> tuple[torch.device, str]:
+def use_device(device: str, precision: str, world: World, *, lstm: bool = True) -> tuple[torch.device, str]:
     """The device and precision this process trains with (`pick_precision`: "auto" where it is timed), and torch
     set up for them: under torchrun the GPU of this rank (`process_group` selected it), and on a CPU an equal share
     of the cores per process on the machine (more threads than cores make every process slower)."""
     dev = pick_device(device)
     if dev.type == "cuda":
         dev = torch.device("cuda", torch.cuda.current_device())
-    prec = pick_precision(precision, dev)  # "auto" on a CPU where it is timed, once the threads are set
+    prec = pick_precision(precision, dev, lstm=lstm)  # "auto" on a CPU where it is timed, once the threads are set
     if dev.type == "cpu":
         torch.set_num_threads(max(1, cpu_threads() // world.local_size))
     return dev, prec
