@@ -35,8 +35,9 @@ class CtrlC:
     Ctrl-C stops /compare, /load or a seed being primed, which poll no keys, so while a line executes it must
     interrupt. Between two lines, in the loop's own bookkeeping, it is only recorded (`pressed`): Ctrl-C held down
     repeats faster than the loop turns round, and a KeyboardInterrupt raised where no handler waits (inside the
-    handler of the one before) would end the session, which Ctrl-C never does. At the prompt, Ctrl-C is a key and
-    prompt_toolkit's own handler takes SIGINT (a `kill -INT`) meanwhile.
+    handler of the one before) would end the session, which Ctrl-C never does. At the prompt, Ctrl-C is a key (raw
+    mode); a SIGINT that comes meanwhile (a `kill -INT`) is recorded too, since the prompt runs without
+    prompt_toolkit's own SIGINT handler.
     """
 
     def __init__(self) -> None:

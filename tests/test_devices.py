@@ -28,7 +28,9 @@ native_bf16 = pytest.mark.skipif(not cpu_supports_bf16(), reason="needs a CPU wi
 #: fp16 (loss scaling) is for GPUs only.
 PRECISIONS = [
     pytest.param(
-        device.values[0], p, marks=[*device.marks, *([native_bf16] if (device.values[0], p) == ("cpu", "bf16") else [])]
+        device.values[0],
+        p,
+        marks=[*device.marks, native_bf16] if (device.values[0], p) == ("cpu", "bf16") else device.marks,
     )
     for device in DEVICES
     for p in ("bf16", "fp16", "fp32")

@@ -147,6 +147,12 @@ class ModelHyperparameters:
         rule="below_one",
     )
 
+    @property
+    def cells(self) -> list[str]:
+        """The cell types `cell` names: one for the whole stack, or one per layer (``gru+lstm``, an imported Keras
+        model), layer 0 first."""
+        return self.cell.split(MIXED)
+
 
 @dataclass(frozen=True)
 class ModelConfig(ModelHyperparameters):
@@ -182,13 +188,13 @@ class ModelConfig(ModelHyperparameters):
     def layer_cell(self, k: int) -> Cell:
         """Layer k's cell type: the one `cell` names, or its k-th part for a mixed stack (an imported Keras model,
         e.g. ``gru+lstm``)."""
-        parts = self.cell.split(MIXED)
+        parts = self.cells
         return CELLS[parts[k] if len(parts) > 1 else parts[0]]
 
     @property
     def cell_title(self) -> str:
         """How messages call the cell: ``LSTM``, ``GRU``, ``GRU+LSTM``."""
-        return MIXED.join(CELLS[p].title for p in self.cell.split(MIXED))
+        return MIXED.join(CELLS[p].title for p in self.cells)
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:

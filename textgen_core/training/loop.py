@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 
 from .. import checkpoint as ckpt
-from ..config import MIXED
 from ..errors import TextgenError
 from ..runfolder import append_metrics
 from ..runlock import hold_run
@@ -85,7 +84,7 @@ class Trainer:
         # Everything that can refuse the run happens on rank 0 first, so a user error is reported once.
         with self.world.main_first():
             self.config, saved, start = settle_config(config, resume, explicit, self.world)
-            lstm = "lstm" in self.config.cell.split(MIXED)
+            lstm = "lstm" in self.config.cells
             self.device, self.precision = use_device(self.config.device, self.config.precision, self.world, lstm=lstm)
             self.corpus = load_run_corpus(self.config, self.reporter)
             if saved is not None:
